@@ -1,0 +1,1 @@
+"""The keras-transfer model zoo: task names mapped to ready-built transfer models."""
