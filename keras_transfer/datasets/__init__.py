@@ -1,1 +1,4 @@
-"""keras_transfer.datasets."""
+"""keras_transfer.datasets: offline built-in datasets and tf.data pipelines."""
+
+from keras_transfer.datasets.builtin import list_builtins
+from keras_transfer.datasets.builtin import load_builtin

@@ -1,0 +1,146 @@
+"""Offline digit datasets made from real data shipped with scikit-learn.
+
+Two domains for domain-adaptation experiments that run without a network:
+
+- `"digits"` (source): scikit-learn's 8x8 handwritten digits (UCI optdigits,
+  1797 images, grey levels 0..16), upscaled to `image_size` RGB uint8.
+- `"digits-m"` (target): built the way MNIST-M was built from MNIST (Ganin et
+  al. 2016): each digit is blended with a random colour patch cropped from a
+  photograph as `|patch - digit|` per channel. The photographs are the two
+  sample images scikit-learn ships (`china.jpg`, `flower.jpg`).
+
+The two domains use disjoint digit images, and each has its own stratified
+train/test split (40% / 10% / 40% / 10% of every class for source-train,
+source-test, target-train, target-test). The split is fixed, the same for
+every `seed`, so no image ever crosses domains or splits. Train patches are
+cropped from the left 70% of each photograph and test patches from the right
+30%, so test colours are unseen at training time.
+"""
+
+import difflib
+
+import numpy as np
+
+_NAMES = ("digits", "digits-m")
+_SPLITS = ("train", "test")
+# Fraction of every class in (source-train, source-test, target-train, target-test).
+_SPLIT_FRACTIONS = (0.4, 0.1, 0.4, 0.1)
+_SPLIT_SEED = 20160101  # Fixed: the domain and train/test split never depend on `seed`.
+_TRAIN_PATCH_COLUMNS = 0.7  # Train patches come from the left 70% of each photograph.
+
+
+def list_builtins():
+    """Return the names of the offline built-in datasets.
+
+    Returns:
+        Sorted list of names accepted by `load_builtin` and
+        `keras_transfer.datasets.load`.
+    """
+    return sorted(_NAMES)
+
+
+def load_builtin(name, split, image_size=32, seed=0):
+    """Load an offline built-in dataset as numpy arrays.
+
+    Args:
+        name: String. `"digits"` (source domain) or `"digits-m"` (target
+            domain: digits blended with colour photo patches, as MNIST-M).
+        split: String. `"train"` or `"test"`.
+        image_size: Integer >= 8. Height and width of the returned images.
+            Defaults to `32`.
+        seed: Integer. Picks the colour patches of `"digits-m"`. The
+            domain and train/test split do not depend on it. Defaults to `0`.
+
+    Returns:
+        Tuple `(x, y)`: `x` uint8 of shape `(N, image_size, image_size, 3)`,
+        `y` int64 of shape `(N,)` with labels in `0..9`.
+
+    Example:
+
+    >>> x, y = keras_transfer.datasets.load_builtin("digits-m", "train")
+    >>> x.shape, x.dtype, y[:5]
+
+    Reference:
+        - [Ganin et al., 2016](https://arxiv.org/abs/1505.07818) (MNIST-M)
+    """
+    if name not in _NAMES:
+        close = difflib.get_close_matches(str(name), _NAMES, n=2, cutoff=0.3)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Invalid value received for argument `name`: unknown built-in "
+            f"dataset.{hint} Available: {list_builtins()}. Received: name={name!r}"
+        )
+    if split not in _SPLITS:
+        raise ValueError(
+            "Invalid value received for argument `split`. Expected one of "
+            f"{list(_SPLITS)}. Received: split={split!r}"
+        )
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 8:
+        raise ValueError(
+            "Invalid value received for argument `image_size`. Expected an "
+            f"integer >= 8. Received: image_size={image_size!r}"
+        )
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    part = (0 if name == "digits" else 2) + (0 if split == "train" else 1)
+    index = _split_indices(digits.target)[part]
+    grey = _upscale(digits.images[index] * (255.0 / 16.0), image_size)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    if name == "digits-m":
+        patches = _photo_patches(len(index), image_size, split, seed)
+        rgb = np.abs(patches - rgb)
+    x = np.clip(np.rint(rgb), 0, 255).astype("uint8")
+    return x, digits.target[index].astype("int64")
+
+
+def _split_indices(labels):
+    """Split indices per class into the four disjoint parts, deterministically."""
+    rng = np.random.RandomState(_SPLIT_SEED)
+    bounds = np.cumsum(_SPLIT_FRACTIONS)[:-1]
+    parts = [[] for _ in _SPLIT_FRACTIONS]
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        cuts = np.rint(bounds * len(members)).astype(int)
+        for part, chunk in zip(parts, np.split(members, cuts)):
+            part.append(chunk)
+    return [np.sort(np.concatenate(part)) for part in parts]
+
+
+def _upscale(images, size):
+    """Bilinear resize of float images `(N, h, w)` to `(N, size, size)`."""
+    from PIL import Image
+
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(image.astype("float32"), mode="F").resize(
+                    (size, size), Image.BILINEAR
+                )
+            )
+            for image in images
+        ]
+    )
+
+
+def _photo_patches(count, size, split, seed):
+    """Random `size` x `size` crops of sklearn's sample photographs, float32."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    rng = np.random.RandomState([seed, 0 if split == "train" else 1])
+    patches = np.empty((count, size, size, 3), "float32")
+    for i in range(count):
+        photo = photos[rng.randint(len(photos))]
+        height, width = photo.shape[:2]
+        boundary = int(width * _TRAIN_PATCH_COLUMNS)
+        left, right = (0, boundary) if split == "train" else (boundary, width)
+        crop = min(size, height, right - left)
+        top = rng.randint(height - crop + 1)
+        start = left + rng.randint(right - left - crop + 1)
+        patch = photo[top : top + crop, start : start + crop]
+        if crop != size:
+            patch = np.asarray(Image.fromarray(patch).resize((size, size), Image.BILINEAR))
+        patches[i] = patch
+    return patches
