@@ -1,0 +1,194 @@
+"""Shared machinery of the zoo: `build` and `recipe`, and the builders entries name.
+
+An entry is a `TaskSpec` naming one of the builders in `_BUILDERS`; a builder
+gets the spec and returns an uncompiled model taking raw inputs. `build` checks
+the arguments, runs the builder and compiles the model with the spec's recipe.
+"""
+
+import math
+
+import keras
+
+from keras_transfer.zoo import registry
+
+
+def build(name, num_classes, weights="imagenet", input_shape=None, compile=True):
+    """Build the zoo task `name`, compiled with its recipe so `fit` works at once.
+
+    Args:
+        name: String. A registered task name (see `list_tasks`).
+        num_classes: Int >= 2. Number of classes of the softmax head.
+        weights: `"imagenet"` (the backbone's pretrained weights, which may need
+            a download), `None` (random initialisation), or a path to weights.
+        input_shape: Tuple or `None`. Defaults to the task's `input_shape`.
+        compile: Bool. Compile with the recipe's optimizer, loss and metrics.
+
+    Returns:
+        A `keras.Model` taking raw inputs (uint8 images, or raw strings for
+        KerasHub text tasks) and returning class logits.
+
+    Example:
+
+    >>> model = keras_transfer.zoo.build(
+    ...     "image_classification/efficientnetb0", num_classes=5)
+    >>> model.fit(train_ds, validation_data=val_ds, epochs=10,
+    ...           callbacks=keras_transfer.zoo.recipe(
+    ...               "image_classification/efficientnetb0", epochs=10))
+    """
+    spec = registry.get_task(name)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            "Invalid value received for argument `num_classes`: task "
+            f"{name!r} has a softmax head, which needs at least 2 classes. "
+            f"Received: num_classes={num_classes!r}"
+        )
+    registry.check_requirements(spec)
+    input_shape = _check_input_shape(spec, input_shape)
+    model = _BUILDERS[spec.builder](spec, num_classes, weights, input_shape)
+    if compile:
+        compile_with_recipe(model, spec.recipe)
+    return model
+
+
+def compile_with_recipe(model, recipe):
+    """Compile `model` with the optimizer, loss and metrics of `recipe`."""
+    config = {"learning_rate": recipe.learning_rate}
+    if recipe.weight_decay is not None:
+        config["weight_decay"] = recipe.weight_decay
+    optimizer = keras.optimizers.get({"class_name": recipe.optimizer, "config": config})
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def recipe(name, epochs, monitor="val_loss"):
+    """The callbacks of task `name`'s recipe for a run of `epochs` epochs.
+
+    Returns a list: a `LearningRateScheduler` (linear warmup, then cosine decay
+    or constant), `keras_transfer.callbacks.StagedUnfreezing` when the recipe
+    has unfreezing stages, and `EarlyStopping(restore_best_weights=True)` on
+    `monitor` when the recipe asks for it (so `fit` needs validation data then).
+    """
+    spec = registry.get_task(name)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(
+            "Invalid value received for argument `epochs`: expected an int >= 1. "
+            f"Received: epochs={epochs!r}"
+        )
+    plan = spec.recipe
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch: epoch_learning_rate(plan, epoch, epochs)
+        )
+    ]
+    if plan.unfreeze_stages:
+        from keras_transfer.callbacks import StagedUnfreezing
+
+        callbacks.append(StagedUnfreezing(stages=dict(plan.unfreeze_stages)))
+    if plan.early_stopping_patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                patience=plan.early_stopping_patience,
+                restore_best_weights=True,
+            )
+        )
+    return callbacks
+
+
+def epoch_learning_rate(plan, epoch, epochs):
+    """Learning rate of `plan` at `epoch` (0-based) of a run of `epochs` epochs.
+
+    ```python
+    if epoch < warmup: lr = peak * (epoch + 1) / (warmup + 1)
+    elif schedule == "cosine":
+        lr = peak * 0.5 * (1 + cos(pi * (epoch - warmup) / (epochs - warmup)))
+    else: lr = peak
+    ```
+    """
+    peak = plan.learning_rate
+    if epoch < plan.warmup_epochs:
+        return peak * (epoch + 1) / (plan.warmup_epochs + 1)
+    if plan.schedule == "cosine":
+        progress = (epoch - plan.warmup_epochs) / max(1, epochs - plan.warmup_epochs)
+        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return peak
+
+
+def _check_input_shape(spec, input_shape):
+    if input_shape is None:
+        return tuple(spec.input_shape)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != len(spec.input_shape):
+        raise ValueError(
+            f"Invalid value received for argument `input_shape`: task "
+            f"{spec.name!r} takes inputs shaped like {spec.input_shape}. "
+            f"Received: input_shape={input_shape}"
+        )
+    if len(input_shape) == 3 and min(input_shape[:2]) < spec.min_input_size:
+        raise ValueError(
+            f"Invalid value received for argument `input_shape`: the backbone "
+            f"of task {spec.name!r} needs images of at least "
+            f"{spec.min_input_size}x{spec.min_input_size} pixels. "
+            f"Received: input_shape={input_shape}"
+        )
+    return input_shape
+
+
+def _classifier(spec, num_classes, weights, input_shape):
+    """Pretrained backbone + `ClassificationHead`, preprocessing inside."""
+    from keras_transfer.heads import ClassificationHead
+    from keras_transfer.models import build_classifier
+
+    return build_classifier(
+        spec.backbone,
+        num_classes,
+        weights=weights,
+        input_shape=input_shape,
+        head=ClassificationHead(num_classes, **spec.head),
+        trainable=spec.trainable,
+        compile=False,
+    )
+
+
+def _tiny_cnn(spec, num_classes, weights, input_shape):
+    """A two-block CNN on raw uint8 images, for tests and the demo."""
+    if weights not in (None, "imagenet"):
+        raise ValueError(
+            f"Invalid value received for argument `weights`: task {spec.name!r} "
+            f"has no pretrained weights. Received: weights={weights!r}"
+        )
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for index, filters in enumerate(spec.task_kwargs.get("filters", (8, 16))):
+        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{index}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+        x = keras.layers.ReLU(name=f"relu{index}")(x)
+        x = keras.layers.MaxPooling2D(name=f"pool{index}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=spec.name.replace("/", "_"))
+
+
+def _tiny_text(spec, num_classes, weights, input_shape):
+    """Token ids -> embedding -> mean -> logits, for tests."""
+    if weights not in (None, "imagenet"):
+        raise ValueError(
+            f"Invalid value received for argument `weights`: task {spec.name!r} "
+            f"has no pretrained weights. Received: weights={weights!r}"
+        )
+    inputs = keras.Input(input_shape, dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(spec.task_kwargs.get("vocabulary_size", 256), 16)(inputs)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=spec.name.replace("/", "_"))
+
+
+_BUILDERS = {
+    "classifier": _classifier,
+    "tiny_cnn": _tiny_cnn,
+    "tiny_text": _tiny_text,
+}
