@@ -1,1 +1,6 @@
-"""keras_transfer.losses."""
+"""keras_transfer.losses: domain alignment losses."""
+
+from keras_transfer.losses.coral import CoralLoss
+from keras_transfer.losses.coral import coral_loss
+from keras_transfer.losses.mmd import MMDLoss
+from keras_transfer.losses.mmd import mmd_loss

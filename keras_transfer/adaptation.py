@@ -1,0 +1,451 @@
+"""Unsupervised domain adaptation trained with plain `model.fit`.
+
+Three methods share one shape: a feature extractor feeds a label head and a
+domain branch, in a functional model with outputs `{"label", "domain"}`.
+
+- DANN (Ganin et al. 2016, https://arxiv.org/abs/1505.07818): `"domain"` is
+  the logit of a discriminator placed behind a `GradientReversal` layer,
+  trained with binary cross-entropy on the domain indicator.
+- Deep CORAL (https://arxiv.org/abs/1607.01719) and DAN / multi-kernel MMD
+  (https://arxiv.org/abs/1502.02791): `"domain"` is the feature vector
+  itself and the loss (`CoralLoss`, `MMDLoss`) compares its source rows with
+  its target rows.
+
+`paired_dataset` mixes labelled source rows and unlabelled target rows into
+balanced batches whose sample weights hide the target labels from the label
+loss; the domain loss sees every row. `model.classifier` is the trained
+input -> label-logits path as an ordinary `keras.Model`.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from keras_transfer.layers.gradient_reversal import GradientReversal
+from keras_transfer.losses.coral import CoralLoss
+from keras_transfer.losses.mmd import MMDLoss
+
+
+@keras.saving.register_keras_serializable(package="keras_transfer")
+class AdaptationModel(keras.Model):
+    """A functional model with outputs `{"label": logits, "domain": ...}`.
+
+    Built by `build_dann`, `build_coral` and `build_mmd`; train it with
+    `model.fit(paired_dataset(...))`.
+    """
+
+    @property
+    def classifier(self):
+        """The input -> label-logits path, sharing the trained weights.
+
+        No discriminator, no gradient reversal: an ordinary classifier for
+        evaluation and export.
+        """
+        return keras.Model(
+            self.inputs, self.output["label"], name=f"{self.name}_classifier"
+        )
+
+
+def default_discriminator(units=(1024, 1024), dropout=0.5, name="discriminator"):
+    """The DANN domain discriminator: an MLP ending in one logit.
+
+    Args:
+        units: Tuple of integers. Hidden layer widths. Defaults to
+            `(1024, 1024)` as in the DANN paper; smaller widths (e.g.
+            `(256,)`) suffice for small feature extractors.
+        dropout: Float in [0, 1). Dropout after each hidden layer. Defaults
+            to `0.5`.
+        name: String. Model name.
+
+    Returns:
+        A `keras.Sequential` mapping features to one domain logit.
+    """
+    if not units or any(not isinstance(u, int) or u < 1 for u in units):
+        raise ValueError(
+            "Invalid value received for argument `units`. Expected a "
+            f"non-empty tuple of positive integers. Received: units={units}"
+        )
+    if not 0 <= dropout < 1:
+        raise ValueError(
+            "Invalid value received for argument `dropout`. Expected a float "
+            f"in [0, 1). Received: dropout={dropout}"
+        )
+    layers = [keras.layers.Flatten()]
+    for width in units:
+        layers += [keras.layers.Dense(width, activation="relu")]
+        if dropout:
+            layers += [keras.layers.Dropout(dropout)]
+    layers += [keras.layers.Dense(1)]
+    return keras.Sequential(layers, name=name)
+
+
+def _features(feature_extractor, input_shape):
+    if input_shape is None:
+        try:
+            input_shape = tuple(feature_extractor.input_shape[1:])
+        except (AttributeError, ValueError):
+            raise ValueError(
+                "Invalid value received for argument `input_shape`. The "
+                "feature extractor has no known input shape; pass "
+                f"`input_shape`. Received: input_shape={input_shape}"
+            )
+    inputs = keras.Input(shape=input_shape, name="inputs")
+    return inputs, feature_extractor(inputs)
+
+
+def _compile(model, domain_loss, domain_loss_weight, optimizer, domain_metrics):
+    if domain_loss_weight < 0:
+        raise ValueError(
+            "Invalid value received for argument `domain_loss_weight`. "
+            f"Expected a float >= 0. Received: domain_loss_weight={domain_loss_weight}"
+        )
+    model.compile(
+        optimizer=optimizer or "adam",
+        loss={
+            "label": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "domain": domain_loss,
+        },
+        loss_weights={"label": 1.0, "domain": domain_loss_weight},
+        weighted_metrics={"label": ["accuracy"], "domain": domain_metrics},
+    )
+    return model
+
+
+def build_dann(
+    feature_extractor,
+    label_head,
+    discriminator=None,
+    hp_lambda=1.0,
+    domain_loss_weight=1.0,
+    optimizer=None,
+    input_shape=None,
+    name="dann",
+):
+    """Domain-adversarial network: features -> label head and GRL -> discriminator.
+
+    ```python
+    label = label_head(f(x))
+    domain = discriminator(GradientReversal(hp_lambda)(f(x)))
+    loss = CE(label, y)[source rows] + domain_loss_weight * BCE(domain, d)
+    ```
+
+    Args:
+        feature_extractor: A Keras model or layer mapping inputs to features.
+        label_head: A Keras model or layer mapping features to class logits.
+        discriminator: A Keras model or layer mapping features to one domain
+            logit. Defaults to `default_discriminator()` (MLP 1024-1024).
+        hp_lambda: Float >= 0 or schedule `fn(step)` for the gradient
+            reversal, e.g. `keras_transfer.schedules.DANNLambda`. Defaults
+            to `1.0`.
+        domain_loss_weight: Float >= 0. Weight of the domain loss. Defaults
+            to `1.0`.
+        optimizer: Optimizer for `compile`. Defaults to `"adam"`.
+        input_shape: Tuple. Needed when the feature extractor has no input
+            shape yet.
+        name: String. Model name.
+
+    Returns:
+        A compiled `AdaptationModel` with outputs `{"label", "domain"}`.
+
+    Example:
+
+    ```python
+    model = keras_transfer.adaptation.build_dann(features, head)
+    model.fit(keras_transfer.adaptation.paired_dataset(
+        source=(x_source, y_source), target=x_target, batch_size=64), epochs=10)
+    accuracy = model.classifier.evaluate(x_test, y_test)
+    ```
+    """
+    inputs, features = _features(feature_extractor, input_shape)
+    discriminator = discriminator or default_discriminator()
+    reversed_features = GradientReversal(hp_lambda, name="gradient_reversal")(
+        features
+    )
+    model = AdaptationModel(
+        inputs,
+        {
+            "label": label_head(features),
+            "domain": discriminator(reversed_features),
+        },
+        name=name,
+    )
+    return _compile(
+        model,
+        keras.losses.BinaryCrossentropy(from_logits=True),
+        domain_loss_weight,
+        optimizer,
+        [keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
+    )
+
+
+def _build_aligned(
+    feature_extractor, label_head, alignment_loss, domain_loss_weight, optimizer,
+    input_shape, name,
+):
+    inputs, features = _features(feature_extractor, input_shape)
+    model = AdaptationModel(
+        inputs,
+        {
+            "label": label_head(features),
+            "domain": keras.layers.Flatten(name="domain_features")(features),
+        },
+        name=name,
+    )
+    return _compile(model, alignment_loss, domain_loss_weight, optimizer, [])
+
+
+def build_coral(
+    feature_extractor,
+    label_head,
+    domain_loss_weight=1.0,
+    optimizer=None,
+    input_shape=None,
+    name="coral",
+):
+    """Deep CORAL: classification loss + CORAL between source and target features.
+
+    The `"domain"` output is the (flattened) feature vector; its loss is
+    `keras_transfer.losses.CoralLoss` on the domain indicator.
+
+    Args:
+        feature_extractor: A Keras model or layer mapping inputs to features.
+        label_head: A Keras model or layer mapping features to class logits.
+        domain_loss_weight: Float >= 0. Weight of the CORAL loss. Defaults
+            to `1.0`.
+        optimizer: Optimizer for `compile`. Defaults to `"adam"`.
+        input_shape: Tuple. Needed when the feature extractor has no input
+            shape yet.
+        name: String. Model name.
+
+    Returns:
+        A compiled `AdaptationModel` with outputs `{"label", "domain"}`.
+    """
+    return _build_aligned(
+        feature_extractor, label_head, CoralLoss(), domain_loss_weight,
+        optimizer, input_shape, name,
+    )
+
+
+def build_mmd(
+    feature_extractor,
+    label_head,
+    domain_loss_weight=1.0,
+    num_kernels=5,
+    kernel_multiplier=2.0,
+    estimator="biased",
+    optimizer=None,
+    input_shape=None,
+    name="mmd",
+):
+    """DAN-style adaptation: classification loss + multi-kernel MMD on features.
+
+    The `"domain"` output is the (flattened) feature vector; its loss is
+    `keras_transfer.losses.MMDLoss` on the domain indicator.
+
+    Args:
+        feature_extractor: A Keras model or layer mapping inputs to features.
+        label_head: A Keras model or layer mapping features to class logits.
+        domain_loss_weight: Float >= 0. Weight of the MMD loss. Defaults to
+            `1.0`.
+        num_kernels, kernel_multiplier, estimator: As for
+            `keras_transfer.losses.MMDLoss`.
+        optimizer: Optimizer for `compile`. Defaults to `"adam"`.
+        input_shape: Tuple. Needed when the feature extractor has no input
+            shape yet.
+        name: String. Model name.
+
+    Returns:
+        A compiled `AdaptationModel` with outputs `{"label", "domain"}`.
+    """
+    loss = MMDLoss(num_kernels, kernel_multiplier, estimator)
+    return _build_aligned(
+        feature_extractor, label_head, loss, domain_loss_weight, optimizer,
+        input_shape, name,
+    )
+
+
+def _check_arrays(source, target, num_classes):
+    if not isinstance(source, (tuple, list)) or len(source) != 2:
+        raise ValueError(
+            "Invalid value received for argument `source`. Expected a tuple "
+            f"`(x, y)`. Received: source of type {type(source).__name__}"
+        )
+    x_source, y_source = np.asarray(source[0]), np.asarray(source[1])
+    x_target = np.asarray(target)
+    for label, array in (("source", x_source), ("target", x_target)):
+        if len(array) == 0:
+            raise ValueError(
+                f"Invalid value received for argument `{label}`. Expected at "
+                f"least one row. Received: {label} with shape {array.shape}"
+            )
+    if x_source.shape[1:] != x_target.shape[1:] or x_source.dtype != x_target.dtype:
+        raise ValueError(
+            "Invalid value received for argument `target`. Source and target "
+            "rows must have the same shape and dtype. Received: source "
+            f"{x_source.shape[1:]} {x_source.dtype}, target "
+            f"{x_target.shape[1:]} {x_target.dtype}"
+        )
+    if len(y_source) != len(x_source):
+        raise ValueError(
+            "Invalid value received for argument `source`. `x` and `y` must "
+            f"have the same length. Received: len(x)={len(x_source)}, "
+            f"len(y)={len(y_source)}"
+        )
+    if not np.issubdtype(y_source.dtype, np.integer):
+        raise ValueError(
+            "Invalid value received for argument `source`. Labels must be "
+            f"integer class indices. Received: y dtype={y_source.dtype}"
+        )
+    high = num_classes if num_classes is not None else np.iinfo(y_source.dtype).max
+    bad = (y_source < 0) | (y_source >= high)
+    if bad.any():
+        raise ValueError(
+            "Invalid value received for argument `source`. Labels must lie in "
+            f"[0, {num_classes if num_classes is not None else 'inf'}). "
+            f"Received: label={y_source[bad][0]}"
+        )
+    return x_source, y_source, x_target
+
+
+def _check_datasets(source, target, steps_per_epoch):
+    import tensorflow as tf
+
+    source_spec, target_spec = source.element_spec, target.element_spec
+    if not isinstance(source_spec, tuple) or len(source_spec) != 2:
+        raise ValueError(
+            "Invalid value received for argument `source`. A tf.data source "
+            "must yield unbatched `(x, y)` pairs. Received: element_spec="
+            f"{source_spec}"
+        )
+    x_spec = source_spec[0]
+    if isinstance(target_spec, tuple):
+        target = target.map(lambda *row: row[0])
+        target_spec = target_spec[0]
+    if (
+        not x_spec.shape.is_compatible_with(target_spec.shape)
+        or x_spec.dtype != target_spec.dtype
+    ):
+        raise ValueError(
+            "Invalid value received for argument `target`. Source and target "
+            "rows must have the same shape and dtype. Received: source "
+            f"{x_spec}, target {target_spec}"
+        )
+    if steps_per_epoch is None:
+        sizes = [int(ds.cardinality()) for ds in (source, target)]
+        if min(sizes) < 0:
+            raise ValueError(
+                "Invalid value received for argument `steps_per_epoch`. The "
+                "datasets have an unknown or infinite length; pass "
+                f"`steps_per_epoch`. Received: steps_per_epoch={steps_per_epoch}"
+            )
+        if min(sizes) == 0:
+            raise ValueError(
+                "Invalid value received for argument `target`. Expected at "
+                f"least one row. Received: source/target sizes {sizes}"
+            )
+    else:
+        sizes = None
+    return source, target, sizes
+
+
+def paired_dataset(
+    source,
+    target,
+    batch_size=64,
+    num_classes=None,
+    shuffle=True,
+    seed=None,
+    steps_per_epoch=None,
+):
+    """Balanced source/target batches for `AdaptationModel.fit`.
+
+    Every batch holds `batch_size // 2` labelled source rows followed by
+    `batch_size // 2` target rows. An epoch covers the longer domain once;
+    the shorter one cycles (reshuffled on every pass). Each element is
+    `(x, y, sample_weight)` with
+
+    ```python
+    y = {"label": class ids (0 for target rows), "domain": 0 source / 1 target}
+    sample_weight = {"label": 2 for source rows, 0 for target rows,
+                     "domain": 1 everywhere}
+    ```
+
+    so the label loss (mean over the batch) equals the mean over source rows
+    and never sees target labels, while the domain loss sees all rows.
+
+    Args:
+        source: Tuple `(x, y)` of arrays with integer labels, or a
+            `tf.data.Dataset` of unbatched `(x, y)` pairs.
+        target: Array of unlabelled rows, or a `tf.data.Dataset` of
+            unbatched rows (`(x, ...)` tuples keep `x`).
+        batch_size: Even integer >= 2. Defaults to `64`.
+        num_classes: Optional integer. When given, array labels are checked
+            to lie in `[0, num_classes)`.
+        shuffle: Boolean. Shuffle each domain every pass. Defaults to `True`.
+        seed: Optional integer shuffle seed.
+        steps_per_epoch: Optional integer. Batches per epoch; required for
+            datasets of unknown length. Defaults to
+            `ceil(max(n_source, n_target) / (batch_size // 2))`.
+
+    Returns:
+        A `tf.data.Dataset` usable by `fit` on every backend.
+    """
+    import tensorflow as tf
+
+    if not isinstance(batch_size, int) or batch_size < 2 or batch_size % 2:
+        raise ValueError(
+            "Invalid value received for argument `batch_size`. Expected an "
+            f"even integer >= 2. Received: batch_size={batch_size}"
+        )
+    if steps_per_epoch is not None and (
+        not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
+    ):
+        raise ValueError(
+            "Invalid value received for argument `steps_per_epoch`. Expected "
+            f"an integer >= 1. Received: steps_per_epoch={steps_per_epoch}"
+        )
+    half = batch_size // 2
+    if isinstance(source, tf.data.Dataset) or isinstance(target, tf.data.Dataset):
+        if not (
+            isinstance(source, tf.data.Dataset) and isinstance(target, tf.data.Dataset)
+        ):
+            raise ValueError(
+                "Invalid value received for arguments `source` and `target`. "
+                "Pass both as arrays or both as tf.data.Dataset. Received: "
+                f"source={type(source).__name__}, target={type(target).__name__}"
+            )
+        source_ds, target_ds, sizes = _check_datasets(source, target, steps_per_epoch)
+    else:
+        x_source, y_source, x_target = _check_arrays(source, target, num_classes)
+        source_ds = tf.data.Dataset.from_tensor_slices((x_source, y_source))
+        target_ds = tf.data.Dataset.from_tensor_slices(x_target)
+        sizes = [len(x_source), len(x_target)]
+    if steps_per_epoch is None:
+        steps_per_epoch = math.ceil(max(sizes) / half)
+
+    def batches(dataset, size):
+        if shuffle and size:
+            dataset = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+        return dataset.repeat().batch(half, drop_remainder=True)
+
+    def merge(source_batch, x_target_batch):
+        x_source_batch, y_source_batch = source_batch
+        source_rows = tf.ones((half,), "float32")
+        target_rows = tf.zeros((half,), "float32")
+        x = tf.concat([x_source_batch, x_target_batch], axis=0)
+        y = {
+            "label": tf.concat([y_source_batch, tf.zeros_like(y_source_batch)], 0),
+            "domain": tf.concat([target_rows, source_rows], 0),
+        }
+        weights = {
+            "label": tf.concat([2.0 * source_rows, target_rows], 0),
+            "domain": tf.ones((2 * half,), "float32"),
+        }
+        return x, y, weights
+
+    source_size, target_size = sizes if sizes else (None, None)
+    paired = tf.data.Dataset.zip(
+        (batches(source_ds, source_size), batches(target_ds, target_size))
+    )
+    return paired.take(steps_per_epoch).map(merge).prefetch(tf.data.AUTOTUNE)
