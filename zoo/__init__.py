@@ -9,7 +9,8 @@ Example:
 ...           callbacks=zoo.recipe("image_classification/efficientnetb0", epochs=10))
 """
 
-from keras_transfer.zoo import feature_extraction  # noqa: F401  (registers tasks)
+from keras_transfer.zoo import domain_adaptation  # noqa: F401  (registers tasks)
+from keras_transfer.zoo import feature_extraction  # noqa: F401
 from keras_transfer.zoo import image_classification  # noqa: F401
 from keras_transfer.zoo import text_classification  # noqa: F401
 from keras_transfer.zoo import tiny  # noqa: F401

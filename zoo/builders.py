@@ -45,19 +45,23 @@ def build(name, num_classes, weights="imagenet", input_shape=None, compile=True)
     registry.check_requirements(spec)
     input_shape = _check_input_shape(spec, input_shape)
     model = _BUILDERS[spec.builder](spec, num_classes, weights, input_shape)
-    if compile:
+    if compile and not model.compiled:
         compile_with_recipe(model, spec.recipe)
     return model
 
 
-def compile_with_recipe(model, recipe):
-    """Compile `model` with the optimizer, loss and metrics of `recipe`."""
+def recipe_optimizer(recipe):
+    """A fresh optimizer as `recipe` declares it."""
     config = {"learning_rate": recipe.learning_rate}
     if recipe.weight_decay is not None:
         config["weight_decay"] = recipe.weight_decay
-    optimizer = keras.optimizers.get({"class_name": recipe.optimizer, "config": config})
+    return keras.optimizers.get({"class_name": recipe.optimizer, "config": config})
+
+
+def compile_with_recipe(model, recipe):
+    """Compile `model` with the optimizer, loss and metrics of `recipe`."""
     model.compile(
-        optimizer=optimizer,
+        optimizer=recipe_optimizer(recipe),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
@@ -154,6 +158,41 @@ def _classifier(spec, num_classes, weights, input_shape):
     )
 
 
+def _adaptation(spec, num_classes, weights, input_shape):
+    """Unsupervised domain adaptation (DANN or CORAL) over a pretrained backbone.
+
+    Returns a compiled `keras_transfer.adaptation.AdaptationModel`: train it on
+    `keras_transfer.adaptation.paired_dataset(source, target)`, evaluate and
+    export its `.classifier`.
+    """
+    from keras_transfer import adaptation
+    from keras_transfer.backbones import load_backbone
+    from keras_transfer.heads import ClassificationHead
+    from keras_transfer.schedules import DANNLambda
+
+    features, preprocessing = load_backbone(
+        spec.backbone, weights=weights, input_shape=input_shape, trainable=spec.trainable
+    )
+    inputs = keras.Input(input_shape, name="image")
+    extractor = keras.Model(
+        inputs, features(preprocessing(inputs), training=False), name="features"
+    )
+    head = ClassificationHead(num_classes, pooling=None, **spec.head)
+    options = dict(spec.task_kwargs)
+    method = options.pop("method")
+    optimizer = recipe_optimizer(spec.recipe)
+    if method == "dann":
+        return adaptation.build_dann(
+            extractor,
+            head,
+            discriminator=adaptation.default_discriminator(options.pop("discriminator_units")),
+            hp_lambda=DANNLambda(total_steps=options.pop("lambda_ramp_steps")),
+            optimizer=optimizer,
+            **options,
+        )
+    return adaptation.build_coral(extractor, head, optimizer=optimizer, **options)
+
+
 def _tiny_cnn(spec, num_classes, weights, input_shape):
     """A two-block CNN on raw uint8 images, for tests and the demo."""
     if weights not in (None, "imagenet"):
@@ -188,6 +227,7 @@ def _tiny_text(spec, num_classes, weights, input_shape):
 
 
 _BUILDERS = {
+    "adaptation": _adaptation,
     "classifier": _classifier,
     "tiny_cnn": _tiny_cnn,
     "tiny_text": _tiny_text,
