@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -81,3 +82,164 @@ def test_builtin_bad_arguments_raise_with_suggestions():
         datasets.load_builtin("digits", "validation")
     with pytest.raises(ValueError, match="image_size"):
         datasets.load_builtin("digits", "train", image_size=4)
+
+
+def _first_batch(dataset):
+    x, y = next(iter(dataset))
+    return x.numpy(), y.numpy()
+
+
+def test_load_builtin_batches_raw_pixels_in_stored_order_without_augmentation():
+    dataset, info = datasets.load(
+        "digits", "test", image_size=16, batch_size=8, augment=False, with_info=True
+    )
+    x, y = _first_batch(dataset)
+    expected_x, expected_y = datasets.load_builtin("digits", "test", image_size=16)
+    assert x.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_array_equal(x, expected_x[:8].astype("float32"))
+    np.testing.assert_array_equal(y, expected_y[:8])
+    assert sum(int(b[1].shape[0]) for b in dataset) == len(expected_y) == info.num_examples
+    assert info.image_shape == (16, 16, 3) and info.num_classes == 10
+
+
+def test_load_train_defaults_shuffle_and_augment_deterministically_by_seed():
+    plain_x, _ = _first_batch(datasets.load("digits", "train", image_size=16, augment=False, shuffle=False))
+    a_x, a_y = _first_batch(datasets.load("digits", "train", image_size=16, seed=3))
+    b_x, b_y = _first_batch(datasets.load("digits", "train", image_size=16, seed=3))
+    c_x, c_y = _first_batch(datasets.load("digits", "train", image_size=16, seed=4))
+    np.testing.assert_array_equal(a_y, b_y)
+    np.testing.assert_allclose(a_x, b_x)
+    assert not np.array_equal(a_y, c_y)
+    source_x, source_y = datasets.load_builtin("digits", "train", image_size=16)
+    # Shuffled: not the stored order; augmented: not the stored pixels.
+    assert not np.array_equal(a_y, source_y[:32])
+    assert not any(np.array_equal(image, stored) for image in a_x for stored in source_x)
+    assert plain_x.shape == a_x.shape
+
+
+def test_default_augmentation_does_not_flip_digits():
+    from keras_transfer.datasets import pipeline
+
+    digits = pipeline._augmentation(True, True, "digits-m", seed=0)
+    photos = pipeline._augmentation(True, True, "tfds:cifar10", seed=0)
+    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in digits.layers)
+    assert any(isinstance(layer, keras.layers.RandomFlip) for layer in photos.layers)
+    assert pipeline._augmentation(None, False, "digits", seed=0) is None
+
+
+def test_load_applies_preprocessing_and_custom_augmentation():
+    dataset = datasets.load(
+        "digits",
+        "train",
+        image_size=16,
+        augment=keras.layers.RandomContrast(0.5, seed=1),
+        preprocessing=keras.layers.Rescaling(1.0 / 255),
+    )
+    x, _ = _first_batch(dataset)
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
+
+
+def test_load_numpy_arrays_grayscale_to_rgb_and_non_square_resize():
+    x = np.random.randint(0, 256, size=(10, 12, 12), dtype="uint8")
+    y = np.arange(10) % 5
+    dataset, info = datasets.load((x, y), "test", image_size=(8, 6), channels=3, batch_size=4, with_info=True)
+    batch_x, batch_y = _first_batch(dataset)
+    assert batch_x.shape == (4, 8, 6, 3)
+    np.testing.assert_array_equal(batch_x[..., 0], batch_x[..., 2])
+    np.testing.assert_array_equal(batch_y, y[:4])
+    assert info.num_classes == 5 and info.image_shape == (8, 6, 3)
+
+
+def test_load_tfds_mock_data_through_the_real_tfds_path():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=10):
+        dataset, info = datasets.load(
+            "tfds:mnist", "train", image_size=16, channels=3, batch_size=4, with_info=True
+        )
+        shapes = [tuple(x.shape) for x, _ in dataset]
+        labels = np.concatenate([y.numpy() for _, y in dataset])
+        assert shapes == [(4, 16, 16, 3), (4, 16, 16, 3), (2, 16, 16, 3)]
+        assert info.class_names[:2] == ("0", "1") and info.image_shape == (16, 16, 3)
+        assert labels.min() >= 0 and labels.max() < 10
+        with pytest.raises(ValueError, match="varying size"):
+            datasets.load("tfds:tf_flowers", "train")
+        flowers = datasets.load("tfds:tf_flowers", "train", image_size=12, batch_size=5)
+        assert [tuple(x.shape) for x, _ in flowers] == [(5, 12, 12, 3)] * 2
+        with pytest.raises(ValueError, match="has 10 classes but the task expects num_classes=5"):
+            datasets.load("tfds:cifar10", "train", num_classes=5)
+        with pytest.raises(ValueError, match="split string"):
+            datasets.describe("tfds:cifar10", None)
+
+
+def _write_image_folder(root):
+    from PIL import Image
+
+    for split, per_class in (("train", 3), ("test", 1)):
+        for label, colour in (("cat", 30), ("dog", 220)):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = np.full((10 + i, 14, 3), colour, dtype="uint8")
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+
+
+def test_load_folder_of_pngs(tmp_path):
+    _write_image_folder(tmp_path)
+    spec = f"folder:{tmp_path}"
+    dataset, info = datasets.load(spec, "train", image_size=8, batch_size=6, augment=False, shuffle=False, with_info=True)
+    x, y = _first_batch(dataset)
+    assert info.class_names == ("cat", "dog") and info.num_examples == 6
+    assert x.shape == (6, 8, 8, 3)
+    np.testing.assert_array_equal(y, [0, 0, 0, 1, 1, 1])
+    np.testing.assert_allclose(x[y == 0], 30.0, atol=0.5)
+    np.testing.assert_allclose(x[y == 1], 220.0, atol=0.5)
+    assert datasets.describe(spec, "test").num_examples == 2
+    with pytest.raises(ValueError, match="no sub-folder 'validation'"):
+        datasets.load(spec, "validation", image_size=8)
+    with pytest.raises(ValueError, match="varying size"):
+        datasets.load(spec, "train")
+    whole = datasets.describe(f"folder:{tmp_path / 'train'}", None)
+    assert whole.num_classes == 2
+
+
+def test_dataset_info_check_names_both_sides():
+    info = datasets.describe("digits")
+    info.check(num_classes=10, input_shape=(224, 224, 3))
+    info.check(input_shape=(32, 32, 1))
+    with pytest.raises(ValueError, match=r"'digits' has 10 classes.*num_classes=7"):
+        info.check(num_classes=7)
+    with pytest.raises(ValueError, match=r"\(32, 32, 3\).*input_shape=\(32, 32, 4\)"):
+        info.check(input_shape=(32, 32, 4))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"spec": "digit"}, "Did you mean 'digits'"),
+        ({"spec": 3}, "spec of type int"),
+        ({"spec": (np.zeros((4, 8)), np.zeros(4, "int64"))}, "x.shape=\\(4, 8\\)"),
+        ({"spec": (np.zeros((4, 8, 8)), np.zeros(4))}, "y.dtype=float64"),
+        ({"spec": "folder:/nonexistent/x"}, "no such folder"),
+        ({"spec": "digits", "channels": 2}, "channels=2"),
+        ({"spec": "digits", "image_size": (8, 8, 3)}, "image_size=\\(8, 8, 3\\)"),
+        ({"spec": "digits", "augment": "yes"}, "augment='yes'"),
+        ({"spec": "digits", "split": "validation"}, "split='validation'"),
+    ],
+)
+def test_load_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.load(**kwargs)
+
+
+def test_fit_on_loaded_dataset_reduces_loss():
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Rescaling(1.0 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(datasets.load("digits", "train", image_size=16, augment=False), epochs=2, verbose=0)
+    assert history.history["loss"][1] < history.history["loss"][0]

@@ -2,3 +2,6 @@
 
 from keras_transfer.datasets.builtin import list_builtins
 from keras_transfer.datasets.builtin import load_builtin
+from keras_transfer.datasets.dataset_info import DatasetInfo
+from keras_transfer.datasets.pipeline import describe
+from keras_transfer.datasets.pipeline import load
