@@ -193,32 +193,43 @@ def _adaptation(spec, num_classes, weights, input_shape):
     return adaptation.build_coral(extractor, head, optimizer=optimizer, **options)
 
 
+def cnn_features(input_shape, filters=(8, 16), name="features"):
+    """A small conv feature extractor on raw uint8 images: `(batch, filters[-1])`.
+
+    `Rescaling(1/255)`, then per entry of `filters` a conv-BN-ReLU-maxpool
+    block, then global average pooling. Used by `test/tiny_cnn` and the demo.
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    for index, width in enumerate(filters):
+        x = keras.layers.Conv2D(width, 3, padding="same", name=f"conv{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{index}")(x)
+        x = keras.layers.ReLU(name=f"relu{index}")(x)
+        x = keras.layers.MaxPooling2D(name=f"pool{index}")(x)
+    outputs = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 def _tiny_cnn(spec, num_classes, weights, input_shape):
-    """A two-block CNN on raw uint8 images, for tests and the demo."""
+    """`cnn_features` + a softmax head, for tests and smoke runs."""
+    _check_no_pretrained_weights(spec, weights)
+    features = cnn_features(input_shape, spec.task_kwargs.get("filters", (8, 16)))
+    inputs = keras.Input(input_shape, name="image")
+    outputs = keras.layers.Dense(num_classes, name="logits")(features(inputs))
+    return keras.Model(inputs, outputs, name=spec.name.replace("/", "_"))
+
+
+def _check_no_pretrained_weights(spec, weights):
     if weights not in (None, "imagenet"):
         raise ValueError(
             f"Invalid value received for argument `weights`: task {spec.name!r} "
             f"has no pretrained weights. Received: weights={weights!r}"
         )
-    inputs = keras.Input(input_shape, name="image")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
-    for index, filters in enumerate(spec.task_kwargs.get("filters", (8, 16))):
-        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
-        x = keras.layers.ReLU(name=f"relu{index}")(x)
-        x = keras.layers.MaxPooling2D(name=f"pool{index}")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=spec.name.replace("/", "_"))
 
 
 def _tiny_text(spec, num_classes, weights, input_shape):
     """Token ids -> embedding -> mean -> logits, for tests."""
-    if weights not in (None, "imagenet"):
-        raise ValueError(
-            f"Invalid value received for argument `weights`: task {spec.name!r} "
-            f"has no pretrained weights. Received: weights={weights!r}"
-        )
+    _check_no_pretrained_weights(spec, weights)
     inputs = keras.Input(input_shape, dtype="int32", name="token_ids")
     x = keras.layers.Embedding(spec.task_kwargs.get("vocabulary_size", 256), 16)(inputs)
     x = keras.layers.GlobalAveragePooling1D()(x)

@@ -1,0 +1,317 @@
+"""`keras-transfer`: list, inspect, fit, evaluate, predict with and export zoo models.
+
+Keras reads `KERAS_BACKEND` once, when it is first imported, so this module
+imports nothing from Keras at top level: `main` sets the backend from
+`--backend` first, then imports the commands' dependencies.
+"""
+
+import argparse
+import os
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+MODEL_FILE = "model.keras"
+
+
+def main(argv=None):
+    """Entry point of the `keras-transfer` console script. Returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.backend:
+        _set_backend(args.backend)
+    try:
+        return args.run(args) or 0
+    except (ValueError, ImportError, FileNotFoundError) as error:
+        print(f"keras-transfer {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _set_backend(backend):
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != backend:
+            raise SystemExit(
+                f"keras-transfer: error: Keras is already imported with the "
+                f"{keras.backend.backend()!r} backend; cannot switch to {backend!r}."
+            )
+    os.environ["KERAS_BACKEND"] = backend
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-transfer",
+        description="Transfer learning for Keras 3: a model zoo, training and export.",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="Keras backend (default: $KERAS_BACKEND, else Keras' own default).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="List the zoo's tasks.")
+    listing.add_argument("--filter", default="*", help="fnmatch pattern, e.g. 'image_*'.")
+    listing.set_defaults(run=_list)
+
+    info = commands.add_parser("info", help="Show a task's metadata and recipe.")
+    info.add_argument("task")
+    info.set_defaults(run=_info)
+
+    fit = commands.add_parser("fit", help="Train a zoo task and write model, report, export.")
+    fit.add_argument("task")
+    _data_arguments(fit)
+    fit.add_argument("--epochs", type=int, default=10)
+    fit.add_argument("--out", required=True, help="Output folder of the run.")
+    fit.add_argument(
+        "--weights",
+        default="imagenet",
+        help="'imagenet' (pretrained; may download), 'none', or a weights path.",
+    )
+    fit.add_argument(
+        "--num-classes", type=int, help="Checked against the dataset; default: read from it."
+    )
+    fit.add_argument(
+        "--validation-split",
+        default="test",
+        help="Split used for validation (early stopping) and the final metrics.",
+    )
+    fit.add_argument("--overwrite", action="store_true", help="Replace files in --out.")
+    fit.set_defaults(run=_fit)
+
+    evaluate = commands.add_parser("evaluate", help="Evaluate a saved model on a dataset.")
+    evaluate.add_argument("model", help="A .keras file or a `fit` output folder.")
+    _data_arguments(evaluate)
+    evaluate.add_argument("--split", default="test")
+    evaluate.set_defaults(run=_evaluate)
+
+    predict = commands.add_parser("predict", help="Classify image files with a saved model.")
+    predict.add_argument("model", help="A .keras file or a `fit` output folder.")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Image files.")
+    predict.add_argument("--top", type=int, default=3)
+    predict.set_defaults(run=_predict)
+
+    export = commands.add_parser(
+        "export", help="Export a saved model (SavedModel; ONNX on torch), verified."
+    )
+    export.add_argument("model", help="A .keras file or a `fit` output folder.")
+    export.add_argument("--out", required=True, help="Export path.")
+    export.add_argument("--overwrite", action="store_true")
+    export.set_defaults(run=_export)
+
+    demo = commands.add_parser(
+        "demo", help="Offline transfer-learning story on digits -> digits-m."
+    )
+    demo.add_argument("--out", default=os.path.join("runs", "demo"))
+    demo.add_argument("--quick", action="store_true", help="Smaller, faster variant.")
+    demo.add_argument("--overwrite", action="store_true")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _data_arguments(parser):
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="'digits', 'digits-m', 'tfds:<name>' or 'folder:<path>'.",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, help="Default: the task's input size.")
+
+
+def _list(args):
+    from keras_transfer import zoo
+    from keras_transfer.zoo import registry
+
+    names = zoo.list_tasks(args.filter)
+    if not names:
+        print(f"No task matches {args.filter!r}.")
+        return 1
+    width = max(len(n) for n in names)
+    for name in names:
+        spec = zoo.get_task(name)
+        missing = registry.missing_requirements(spec)
+        note = f"  [needs {', '.join(missing)}]" if missing else ""
+        print(f"{name:<{width}}  {spec.description}{note}")
+    return 0
+
+
+def _info(args):
+    import dataclasses
+
+    from keras_transfer import zoo
+    from keras_transfer.zoo import registry
+
+    spec = zoo.get_task(args.task)
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        if field.name == "recipe":
+            value = ", ".join(
+                f"{f.name}={getattr(value, f.name)!r}" for f in dataclasses.fields(value)
+            )
+        print(f"{field.name:>15}: {value}")
+    missing = registry.missing_requirements(spec)
+    print(f"{'installed':>15}: {'yes' if not missing else 'no, needs ' + ', '.join(missing)}")
+    return 0
+
+
+def _fit(args):
+    from keras_transfer import _reports
+    from keras_transfer import datasets
+    from keras_transfer import zoo
+
+    spec = zoo.get_task(args.task)
+    out = _reports.prepare_output_dir(args.out, args.overwrite)
+    _check_task_input(spec, datasets.describe(args.data, "train"))
+    image_size = args.image_size or spec.input_shape[0]
+    channels = spec.input_shape[-1]
+    train, info = _load_data(
+        args.data, "train", image_size, args.batch_size, args.num_classes, channels
+    )
+    validation, _ = _load_data(
+        args.data, args.validation_split, image_size, args.batch_size, info.num_classes, channels
+    )
+    weights = None if args.weights.lower() == "none" else args.weights
+    model = zoo.build(
+        args.task, info.num_classes, weights=weights, input_shape=info.image_shape
+    )
+    history = model.fit(
+        train,
+        validation_data=validation,
+        epochs=args.epochs,
+        callbacks=zoo.recipe(args.task, epochs=args.epochs),
+    )
+    test_metrics = model.evaluate(validation, return_dict=True, verbose=0)
+    model.save(os.path.join(out, MODEL_FILE))
+    export_path = _export_model(model, os.path.join(out, "export"), overwrite=True)
+    _reports.write_json(
+        os.path.join(out, "metrics.json"),
+        {
+            "task": args.task,
+            "data": args.data,
+            "backend": _backend(),
+            "num_classes": info.num_classes,
+            "input_shape": list(info.image_shape),
+            "epochs_run": len(history.epoch),
+            "history": history.history,
+            args.validation_split: test_metrics,
+            "export": export_path,
+        },
+    )
+    _reports.plot_curves(
+        os.path.join(out, "curves.png"), {args.task: history.history}, args.task
+    )
+    print(f"{args.validation_split}: {test_metrics}")
+    print(f"wrote {out}: {MODEL_FILE}, metrics.json, curves.png, {os.path.basename(export_path)}")
+    return 0
+
+
+def _evaluate(args):
+    model = _load_model(args.model)
+    data, _ = _load_data(args.data, args.split, _model_image_size(model), args.batch_size)
+    metrics = model.evaluate(data, return_dict=True)
+    print(metrics)
+    return 0
+
+
+def _predict(args):
+    import numpy as np
+    from PIL import Image
+
+    import keras
+
+    model = _load_model(args.model)
+    size = _model_image_size(model)
+    images = []
+    for path in args.inputs:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Input image {path!r} does not exist.")
+        with Image.open(path) as image:
+            images.append(np.asarray(image.convert("RGB").resize((size, size))))
+    logits = model.predict(np.stack(images).astype("uint8"), verbose=0)
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    for path, row in zip(args.inputs, probabilities):
+        top = np.argsort(row)[::-1][: args.top]
+        ranked = ", ".join(f"class {i}: {row[i]:.3f}" for i in top)
+        print(f"{path}: {ranked}")
+    return 0
+
+
+def _export(args):
+    model = _load_model(args.model)
+    path = _export_model(model, args.out, overwrite=args.overwrite)
+    print(f"exported and verified: {path}")
+    return 0
+
+
+def _demo(args):
+    from keras_transfer import demo
+
+    demo.run(out=args.out, quick=args.quick, overwrite=args.overwrite)
+    return 0
+
+
+def _export_model(model, path, overwrite):
+    import keras_transfer
+
+    return keras_transfer.export(model, path, overwrite=overwrite)
+
+
+def _backend():
+    import keras
+
+    return keras.backend.backend()
+
+
+def _load_model(path):
+    import keras
+
+    import keras_transfer  # noqa: F401  (registers the package's serializable objects)
+
+    if os.path.isdir(path):
+        path = os.path.join(path, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No saved model at {path!r}. Pass a `.keras` file or a `keras-transfer "
+            "fit` output folder."
+        )
+    return keras.saving.load_model(path)
+
+
+def _model_image_size(model):
+    shape = model.inputs[0].shape
+    if len(shape) != 4:
+        raise ValueError(
+            f"This command needs an image model (inputs of rank 4). Received a "
+            f"model with input shape {tuple(shape)}."
+        )
+    return shape[1]
+
+
+def _load_data(spec, split, image_size, batch_size, num_classes=None, channels=None):
+    """`(tf.data.Dataset, DatasetInfo)` of a dataset spec, checked against a task."""
+    from keras_transfer import datasets
+
+    return datasets.load(
+        spec,
+        split=split,
+        image_size=image_size,
+        channels=channels,
+        batch_size=batch_size,
+        num_classes=num_classes,
+        with_info=True,
+    )
+
+
+def _check_task_input(spec, info):
+    task_shape = tuple(spec.input_shape)
+    if len(task_shape) != len(info.image_shape):
+        raise ValueError(
+            f"Dataset {info.name!r} yields images of shape {info.image_shape}, "
+            f"but task {spec.name!r} takes inputs of shape {task_shape}."
+        )
+    info.check(input_shape=task_shape)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
