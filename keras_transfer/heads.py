@@ -1,0 +1,190 @@
+"""Classification head for transfer learning."""
+
+import keras
+
+_POOLINGS = ("avg", "max", "flatten", None)
+_ACTIVATIONS = (None, "softmax", "sigmoid")
+_POOLING_LAYERS = {
+    "avg": keras.layers.GlobalAveragePooling2D,
+    "max": keras.layers.GlobalMaxPooling2D,
+    "flatten": keras.layers.Flatten,
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_transfer")
+class ClassificationHead(keras.layers.Layer):
+    """Pool -> [MLP] -> dropout -> dense classifier on top of a backbone.
+
+    Hidden layers are ReLU with He-normal initialisation; the output layer
+    is Glorot-uniform. The output layer always computes in `float32`, so the
+    logits (or probabilities) stay `float32` under mixed precision.
+
+    Args:
+        num_classes: Integer >= 1. Output units. `1` means binary
+            classification with a single logit.
+        pooling: How a feature map `(batch, h, w, c)` becomes a vector:
+            `"avg"`, `"max"`, `"flatten"`, or `None` when the inputs are
+            already `(batch, features)`. Defaults to `"avg"`.
+        hidden_units: Tuple of integers >= 1, the widths of the hidden ReLU
+            layers. Defaults to `()` (a linear classifier).
+        dropout: Float in `[0, 1)`, dropout rate before the output layer
+            (and after each hidden layer). Defaults to `0.0`.
+        activation: `None` (logits), `"softmax"` or `"sigmoid"`. Defaults
+            to `None`.
+        data_format: `"channels_last"` or `"channels_first"`, for pooling.
+            Defaults to `keras.config.image_data_format()`.
+        **kwargs: Base layer keyword arguments.
+
+    Call arguments:
+        inputs: Features, `(batch, h, w, c)` (or `(batch, features)` with
+            `pooling=None`).
+        training: Python boolean, whether dropout is active.
+
+    Example:
+
+    ```python
+    head = keras_transfer.heads.ClassificationHead(10, hidden_units=(256,))
+    outputs = head(feature_map)
+    model.compile(
+        optimizer="adam", loss=head.loss(), metrics=head.default_metrics()
+    )
+    ```
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        pooling="avg",
+        hidden_units=(),
+        dropout=0.0,
+        activation=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                "Invalid value received for argument `num_classes`. Expected "
+                f"an integer >= 1. Received: num_classes={num_classes!r}"
+            )
+        if pooling not in _POOLINGS:
+            raise ValueError(
+                "Invalid value received for argument `pooling`. Expected one "
+                f"of {_POOLINGS}. Received: pooling={pooling!r}"
+            )
+        hidden_units = tuple(hidden_units)
+        if not all(isinstance(u, int) and u >= 1 for u in hidden_units):
+            raise ValueError(
+                "Invalid value received for argument `hidden_units`. "
+                "Expected a tuple of integers >= 1. "
+                f"Received: hidden_units={hidden_units!r}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                "Invalid value received for argument `dropout`. Expected a "
+                f"float in [0, 1). Received: dropout={dropout!r}"
+            )
+        if activation not in _ACTIVATIONS:
+            raise ValueError(
+                "Invalid value received for argument `activation`. Expected "
+                f"one of {_ACTIVATIONS}. Received: activation={activation!r}"
+            )
+        if activation == "softmax" and num_classes == 1:
+            raise ValueError(
+                "Invalid value received for argument `activation`. A softmax "
+                "over one class is always 1; use activation='sigmoid' or None "
+                "for binary classification. Received: activation='softmax', "
+                "num_classes=1"
+            )
+        self.num_classes = num_classes
+        self.pooling = pooling
+        self.hidden_units = hidden_units
+        self.dropout = dropout
+        self.activation = activation
+        self.data_format = data_format or keras.config.image_data_format()
+
+        self.pool = (
+            _POOLING_LAYERS[pooling](data_format=self.data_format)
+            if pooling
+            else None
+        )
+        self.hidden_layers = [
+            keras.layers.Dense(
+                units,
+                activation="relu",
+                kernel_initializer=keras.initializers.HeNormal(),
+                dtype=self.dtype_policy,
+                name=f"hidden_{i}",
+            )
+            for i, units in enumerate(hidden_units)
+        ]
+        self.dropout_layer = keras.layers.Dropout(dropout)
+        self.classifier = keras.layers.Dense(
+            num_classes,
+            activation=activation,
+            kernel_initializer=keras.initializers.GlorotUniform(),
+            dtype="float32",
+            name="logits" if activation is None else "predictions",
+        )
+
+    @property
+    def from_logits(self):
+        """Whether the outputs are logits (no final activation)."""
+        return self.activation is None
+
+    def build(self, input_shape):
+        shape = input_shape
+        if self.pool is not None:
+            self.pool.build(shape)
+            shape = self.pool.compute_output_shape(shape)
+        for layer in self.hidden_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.classifier.build(shape)
+
+    def call(self, inputs, training=None):
+        x = inputs if self.pool is None else self.pool(inputs)
+        for layer in self.hidden_layers:
+            x = self.dropout_layer(layer(x), training=training)
+        return self.classifier(
+            self.dropout_layer(x, training=training), training=training
+        )
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def compute_output_spec(self, inputs, training=None):
+        return keras.KerasTensor(
+            (inputs.shape[0], self.num_classes), dtype="float32"
+        )
+
+    def loss(self):
+        """The Keras loss that matches this head's outputs.
+
+        `SparseCategoricalCrossentropy` for multi-class heads (integer
+        labels), `BinaryCrossentropy` for one unit or a sigmoid (multi-label)
+        head, with `from_logits` set to `self.from_logits`.
+        """
+        if self.num_classes == 1 or self.activation == "sigmoid":
+            return keras.losses.BinaryCrossentropy(from_logits=self.from_logits)
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=self.from_logits
+        )
+
+    def default_metrics(self):
+        """An accuracy metric that reads this head's outputs correctly."""
+        if self.num_classes == 1 or self.activation == "sigmoid":
+            threshold = 0.0 if self.from_logits else 0.5
+            return [keras.metrics.BinaryAccuracy(threshold=threshold)]
+        return [keras.metrics.SparseCategoricalAccuracy()]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "pooling": self.pooling,
+            "hidden_units": list(self.hidden_units),
+            "dropout": self.dropout,
+            "activation": self.activation,
+            "data_format": self.data_format,
+        }

@@ -1,0 +1,118 @@
+"""Ready-to-fit transfer classifiers: raw inputs -> backbone -> head."""
+
+import keras
+
+from keras_transfer.backbones import load_backbone
+from keras_transfer.heads import ClassificationHead
+
+
+def build_classifier(
+    backbone,
+    num_classes,
+    *,
+    weights="imagenet",
+    input_shape=None,
+    head=None,
+    trainable=False,
+    compile=True,
+    name=None,
+):
+    """Builds a compiled classifier that takes raw inputs.
+
+    Images: a functional model `raw images (0..255) -> preprocessing ->
+    feature model (inference mode, so BatchNormalization statistics never
+    move) -> head`. KerasHub text backbones: a
+    `keras_transfer.text_classifier.TextClassifier` (a KerasHub `Task`)
+    whose `fit`/`predict` take raw strings on every backend.
+
+    Args:
+        backbone: Backbone name or preset handle, as for
+            `keras_transfer.backbones.load_backbone`.
+        num_classes: Integer >= 1, the number of classes (`1`: binary).
+        weights: As for `load_backbone`. Defaults to `"imagenet"`.
+        input_shape: Shape of one raw image, e.g. `(224, 224, 3)`. Defaults
+            to `None` (any size).
+        head: `None`, a dict of `ClassificationHead` keyword arguments, or
+            a `ClassificationHead`. Defaults to `None` (average pooling,
+            linear classifier, logits).
+        trainable: Boolean, whether the backbone is trained. Defaults to
+            `False` (frozen: only the head learns).
+        compile: Boolean. If `True`, compile with Adam (learning rate
+            `1e-3` for a frozen backbone, `1e-5` otherwise), the head's loss
+            and an accuracy metric, so `fit` works at once. Defaults to
+            `True`.
+        name: Optional model name.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    ```python
+    model = keras_transfer.models.build_classifier(
+        "efficientnet_v2_b0", num_classes=5, input_shape=(224, 224, 3)
+    )
+    model.fit(images_uint8, labels, epochs=3)
+    ```
+    """
+    loaded = load_backbone(
+        backbone,
+        weights=weights,
+        input_shape=input_shape,
+        pooling=None,
+        trainable=trainable,
+    )
+    if loaded.info.modality == "text":
+        from keras_transfer.text_classifier import TextClassifier
+
+        return TextClassifier(
+            backbone=loaded.info.hub_backbone,
+            head=_make_head(head, num_classes, pooling=None),
+            preprocessor=loaded.preprocessing,
+            trainable_backbone=trainable,
+            compile=compile,
+            name=name,
+        )
+    head = _make_head(head, num_classes, pooling="avg")
+    inputs = keras.Input(loaded.info.input_shape, name="images")
+    features = loaded.feature_model(loaded.preprocessing(inputs), training=False)
+    model = keras.Model(inputs, head(features), name=name)
+    if compile:
+        model.compile(**default_compile_args(head, trainable))
+    return model
+
+
+def _make_head(head, num_classes, pooling):
+    if head is None:
+        head = {}
+    if isinstance(head, dict):
+        return ClassificationHead(num_classes, **{"pooling": pooling, **head})
+    if not isinstance(head, ClassificationHead):
+        raise ValueError(
+            "Invalid value received for argument `head`. Expected None, a "
+            "dict of ClassificationHead arguments, or a ClassificationHead. "
+            f"Received: head={head!r}"
+        )
+    if head.num_classes != num_classes:
+        raise ValueError(
+            "Invalid value received for argument `head`: its num_classes "
+            f"({head.num_classes}) differs from num_classes={num_classes}."
+        )
+    return head
+
+
+def default_compile_args(head, trainable):
+    """The "auto" compile arguments for a classifier with `head`.
+
+    Args:
+        head: The model's `ClassificationHead`.
+        trainable: Whether the backbone is being trained (smaller step).
+
+    Returns:
+        A dict of `optimizer`, `loss` and `metrics` for `model.compile`.
+    """
+    return {
+        "optimizer": keras.optimizers.Adam(1e-5 if trainable else 1e-3),
+        "loss": head.loss(),
+        "metrics": head.default_metrics(),
+    }
