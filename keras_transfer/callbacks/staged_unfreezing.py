@@ -1,0 +1,352 @@
+import numbers
+
+import keras
+import numpy as np
+
+from keras_transfer import freezing
+from keras_transfer.optimizers._rebuild import innermost_optimizer
+from keras_transfer.optimizers._rebuild import optimizer_parts
+from keras_transfer.optimizers._rebuild import rebuild_optimizer
+from keras_transfer.optimizers.layerwise_optimizer import LayerwiseOptimizer
+from keras_transfer.optimizers.layerwise_optimizer import exact_paths_pattern
+
+
+class StagedUnfreezing(keras.callbacks.Callback):
+    """Unfreezes layers at given epochs, inside one `model.fit`.
+
+    At the start of each stage's epoch the selected layers are made
+    trainable and the change really takes effect in the same `fit` on the
+    TensorFlow, JAX and PyTorch backends: the optimizer is rebuilt for the new
+    trainable variables while keeping its state (`iterations`, and the
+    momentum / Adam `m`, `v` of every variable it already trained; new
+    variables start with zero slots), and the train function is re-made
+    (one retrace / recompile per stage on TensorFlow and JAX). Frozen layers
+    cost no optimizer memory: slots exist only for trainable variables.
+
+    BatchNormalization layers in a stage stay frozen (inference mode, moving
+    statistics fixed) unless `train_bn=True`.
+
+    Runs resumed by `keras.callbacks.BackupAndRestore` re-apply every stage
+    up to the restored epoch and then restore the saved optimizer state, so
+    they end where an uninterrupted run ends. Put `StagedUnfreezing` *before*
+    `BackupAndRestore` in `callbacks`.
+
+    Args:
+        stages: Dict mapping an epoch (int `>= 0`) to a layer selector (see
+            `keras_transfer.freezing.select_layers`; use a list for a union)
+            or to a tuple `(selector, lr_factor)`. With `lr_factor` the
+            newly unfrozen variables train at `learning_rate * lr_factor`;
+            this needs a `keras_transfer.optimizers.LayerwiseOptimizer`.
+            No layer may be unfrozen by two stages.
+        target: The model whose layers the selectors name (e.g. the
+            backbone). Defaults to `None`: the model being fit.
+        train_bn: Bool. Also train the BatchNormalization layers of a stage.
+            Defaults to `False`.
+        restart_schedule: Bool. If the learning rate is a
+            `LearningRateSchedule`, restart it at each stage: from the
+            stage's first step on it is fed `iterations - iterations_at_stage`.
+            Defaults to `False`.
+        verbose: Int. `1` prints a line per stage. Defaults to `0`.
+
+    Example:
+
+    ```python
+    base = keras.applications.MobileNetV3Small(include_top=False, weights=None)
+    keras_transfer.freeze(base)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(
+        ds,
+        epochs=6,
+        callbacks=[
+            keras_transfer.callbacks.StagedUnfreezing(
+                {2: "expanded_conv_10*", 4: ("expanded_conv_[6-9]*", 0.1)},
+                target=base,
+            )
+        ],
+    )
+    ```
+
+    Reference:
+        - [Howard and Ruder, 2018](https://arxiv.org/abs/1801.06146)
+          (gradual unfreezing)
+    """
+
+    def __init__(
+        self,
+        stages,
+        target=None,
+        train_bn=False,
+        restart_schedule=False,
+        verbose=0,
+    ):
+        super().__init__()
+        self.stages = _validate_stages(stages)
+        self.target = target
+        self.train_bn = bool(train_bn)
+        self.restart_schedule = bool(restart_schedule)
+        self.verbose = verbose
+        self._first_epoch = True
+        self._stashed_state = {}
+        self._original_schedule = None
+
+    def on_train_begin(self, logs=None):
+        self._first_epoch = True
+        self._stashed_state = {}
+        self.restore_schedule(self.model)
+        self.check_selectors(self.model)
+        self._check_not_restored_yet(self.model)
+        self._stash_mismatched_loads(self.model.optimizer)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.enter_epoch(self.model, epoch, first=self._first_epoch)
+        self._first_epoch = False
+
+    def on_train_end(self, logs=None):
+        self.restore_schedule(self.model)
+
+    def check_selectors(self, model):
+        """Raises `ValueError` if a selector matches nothing or overlaps."""
+        target = self.target if self.target is not None else model
+        owner = {}
+        for epoch, (selector, _) in sorted(self.stages.items()):
+            for layer in freezing.select_layers(target, selector):
+                if id(layer) in owner:
+                    raise ValueError(
+                        f"Layer '{layer.name}' is selected by the stages at "
+                        f"epochs {owner[id(layer)]} and {epoch}. Each layer "
+                        "may be unfrozen by one stage only. Received: "
+                        f"stages={self.stages!r}"
+                    )
+                owner[id(layer)] = epoch
+
+    def enter_epoch(self, model, epoch, first):
+        """Applies the stages due at `epoch` and re-syncs the training state.
+
+        Args:
+            model: The model being trained.
+            epoch: The epoch about to start.
+            first: Whether it is the first epoch of this `fit`; then every
+                stage up to `epoch` is applied (resumed and continued runs).
+        """
+        due = sorted(
+            e for e in self.stages if (e <= epoch if first else e == epoch)
+        )
+        for stage_epoch in due:
+            self._unfreeze(model, stage_epoch)
+        changed = self._sync_optimizer(model)
+        restored = self._restore_stash(model.optimizer)
+        restarted = self._restart_schedule(model, epoch, first)
+        if changed or restored or restarted:
+            model.make_train_function(force=True)
+            if keras.backend.backend() == "jax":
+                # The JAX trainer re-reads all state at the next batch.
+                model._jax_state_synced = True
+        if due and self.verbose:
+            print(
+                f"StagedUnfreezing: epoch {epoch}: stages {due} applied, "
+                f"{len(model.trainable_variables)} trainable variables, "
+                f"{len(model.optimizer.variables)} optimizer variables."
+            )
+
+    def _check_not_restored_yet(self, model):
+        # `BackupAndRestore` sets `_initial_epoch` when it loads a checkpoint.
+        restored = getattr(model, "_initial_epoch", None)
+        optimizer = model.optimizer
+        if not restored or not optimizer.built:
+            return
+        for stage_epoch in sorted(e for e in self.stages if e <= restored):
+            self._unfreeze(model, stage_epoch)
+        wanted = [id(v) for v in model.trainable_variables]
+        if wanted != [id(v) for v in optimizer._trainable_variables]:
+            raise ValueError(
+                f"`BackupAndRestore` restored epoch {restored} before "
+                "`StagedUnfreezing` could prepare the optimizer for that "
+                "epoch's trainable variables, so Keras skipped the saved "
+                "optimizer state. Put `StagedUnfreezing` before "
+                "`BackupAndRestore` in `callbacks`."
+            )
+
+    def _unfreeze(self, model, stage_epoch):
+        selector, lr_factor = self.stages[stage_epoch]
+        target = self.target if self.target is not None else model
+        layers = freezing.select_layers(target, selector)
+        freezing._apply(model, layers, trainable=True, train_bn=self.train_bn)
+        if lr_factor == 1.0:
+            return
+        layerwise = _find_layerwise(model.optimizer)
+        if layerwise is None:
+            raise ValueError(
+                f"The stage at epoch {stage_epoch} has lr_factor={lr_factor}, "
+                "which needs per-group learning rates: compile the model "
+                "with `keras_transfer.optimizers.LayerwiseOptimizer(...)`. "
+                f"Received: optimizer={model.optimizer.__class__.__name__}"
+            )
+        paths = [v.path for layer in layers for v in layer.trainable_variables]
+        group = (exact_paths_pattern(paths), float(lr_factor))
+        if paths and group not in layerwise.groups:
+            layerwise.add_group(*group)
+
+    def _sync_optimizer(self, model):
+        optimizer = model.optimizer
+        if not optimizer.built:
+            return False
+        wanted = list(model.trainable_variables)
+        known = optimizer._trainable_variables
+        layerwise = _find_layerwise(optimizer)
+        same_vars = [id(v) for v in wanted] == [id(v) for v in known]
+        same_factors = layerwise is None or all(
+            layerwise._factor_of(v) == layerwise.factor_for(v.path)
+            for v in wanted
+        )
+        if same_vars and same_factors:
+            return False
+        strategy = None
+        if keras.backend.backend() == "tensorflow":
+            strategy = model.distribute_strategy
+        rebuild_optimizer(optimizer, wanted, distribute_strategy=strategy)
+        return True
+
+    def _stash_mismatched_loads(self, optimizer):
+        """Keeps optimizer state that `load_weights` would skip.
+
+        `BackupAndRestore` loads the checkpoint at `on_train_begin`, while the
+        optimizer still tracks the first stage's variables; Keras would skip
+        the optimizer state (count mismatch). The state is kept here and
+        assigned once the stages are re-applied at the first epoch.
+        """
+        for part in optimizer_parts(optimizer):
+            self._hook_load(part)
+
+    def _hook_load(self, part):
+        original = part.load_own_variables
+
+        def load_own_variables(store):
+            if len(store.keys()) == len(part.variables):
+                original(store)
+            else:
+                self._stashed_state[id(part)] = [
+                    np.array(store[str(i)]) for i in range(len(store.keys()))
+                ]
+
+        part.load_own_variables = load_own_variables
+
+    def _restore_stash(self, optimizer):
+        parts = optimizer_parts(optimizer)
+        for part in parts:
+            if "load_own_variables" in vars(part):
+                del part.load_own_variables
+        stash, self._stashed_state = self._stashed_state, {}
+        for part in parts:
+            values = stash.get(id(part))
+            if values is None:
+                continue
+            if len(values) != len(part.variables):
+                raise ValueError(
+                    f"The restored checkpoint has {len(values)} variables "
+                    f"for optimizer '{part.name}', but after re-applying the "
+                    f"stages it tracks {len(part.variables)}. Resume with the "
+                    "same model, optimizer and `stages` as the saved run."
+                )
+            for variable, value in zip(part.variables, values):
+                variable.assign(value)
+        return bool(stash)
+
+    def _restart_schedule(self, model, epoch, first):
+        if not self.restart_schedule:
+            return False
+        started = [e for e in self.stages if e <= epoch]
+        if not started or not (first or epoch in self.stages):
+            return False
+        optimizer = innermost_optimizer(model.optimizer)
+        schedule = self._original_schedule or optimizer._learning_rate
+        if not isinstance(
+            schedule, keras.optimizers.schedules.LearningRateSchedule
+        ):
+            raise ValueError(
+                "`restart_schedule=True` needs an optimizer whose "
+                "learning_rate is a `keras.optimizers.schedules."
+                "LearningRateSchedule`. Received: learning_rate="
+                f"{schedule!r}"
+            )
+        steps = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        done_in_stage = epoch - max(started)
+        if done_in_stage:
+            steps_per_epoch = (self.params or {}).get("steps")
+            if not steps_per_epoch:
+                raise ValueError(
+                    "`restart_schedule=True` cannot resume in the middle of "
+                    "a stage without a known number of steps per epoch; "
+                    "pass `steps_per_epoch` to `fit`."
+                )
+            steps -= done_in_stage * steps_per_epoch
+        self._original_schedule = schedule
+        optimizer._learning_rate = _OffsetSchedule(schedule, steps)
+        return True
+
+    def restore_schedule(self, model):
+        """Puts back the learning-rate schedule `restart_schedule` wrapped."""
+        if self._original_schedule is not None:
+            innermost_optimizer(model.optimizer)._learning_rate = (
+                self._original_schedule
+            )
+            self._original_schedule = None
+
+
+class _OffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule(step - offset)`; the offset is baked in when traced."""
+
+    def __init__(self, schedule, offset):
+        self.schedule = schedule
+        self.offset = offset
+
+    def __call__(self, step):
+        return self.schedule(keras.ops.subtract(step, self.offset))
+
+
+def _find_layerwise(optimizer):
+    for part in optimizer_parts(optimizer):
+        if isinstance(part, LayerwiseOptimizer):
+            return part
+    return None
+
+
+def _validate_stages(stages):
+    if not isinstance(stages, dict) or not stages:
+        raise ValueError(
+            "Invalid value received for argument `stages`. Expected a "
+            "non-empty dict {epoch: selector or (selector, lr_factor)}. "
+            f"Received: stages={stages!r}"
+        )
+    validated = {}
+    for epoch, value in stages.items():
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
+            raise ValueError(
+                "Invalid value received for argument `stages`. Epoch keys "
+                f"must be ints >= 0. Received: epoch={epoch!r}"
+            )
+        if epoch < 0:
+            raise ValueError(
+                "Invalid value received for argument `stages`. Epoch keys "
+                f"must be >= 0. Received: epoch={epoch}"
+            )
+        selector, lr_factor = value, 1.0
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                raise ValueError(
+                    "Invalid value received for argument `stages`. A tuple "
+                    "stage must be (selector, lr_factor); use a list for a "
+                    f"union of selectors. Received: {epoch}: {value!r}"
+                )
+            selector, lr_factor = value
+            if (
+                isinstance(lr_factor, bool)
+                or not isinstance(lr_factor, numbers.Real)
+                or not lr_factor > 0
+            ):
+                raise ValueError(
+                    "Invalid value received for argument `stages`. "
+                    "`lr_factor` must be a float > 0. Received: "
+                    f"lr_factor={lr_factor!r} at epoch {epoch}"
+                )
+        validated[int(epoch)] = (selector, float(lr_factor))
+    return validated
