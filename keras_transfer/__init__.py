@@ -1,3 +1,50 @@
-"""keras-transfer: transfer learning for Keras 3 on TensorFlow, JAX and PyTorch."""
+"""keras-transfer: transfer learning for Keras 3 on TensorFlow, JAX and PyTorch.
+
+The public API is loaded lazily (PEP 562), so importing the package does not
+import Keras: `keras-transfer --backend jax ...` must set `KERAS_BACKEND`
+before Keras picks its backend.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+_API = {
+    # name: (module, attribute or None for the module itself)
+    "freeze": ("keras_transfer.freezing", "freeze"),
+    "unfreeze": ("keras_transfer.freezing", "unfreeze"),
+    "select_layers": ("keras_transfer.freezing", "select_layers"),
+    "load_backbone": ("keras_transfer.backbones", "load_backbone"),
+    "list_backbones": ("keras_transfer.backbones", "list_backbones"),
+    "ClassificationHead": ("keras_transfer.heads", "ClassificationHead"),
+    "build_classifier": ("keras_transfer.models", "build_classifier"),
+    "fit_staged": ("keras_transfer.staged", "fit_staged"),
+    "lr_find": ("keras_transfer.lr_finder", "lr_find"),
+    "export": ("keras_transfer.export", "export"),
+    "adaptation": ("keras_transfer.adaptation", None),
+    "callbacks": ("keras_transfer.callbacks", None),
+    "datasets": ("keras_transfer.datasets", None),
+    "layers": ("keras_transfer.layers", None),
+    "losses": ("keras_transfer.losses", None),
+    "optimizers": ("keras_transfer.optimizers", None),
+    "regularizers": ("keras_transfer.regularizers", None),
+    "schedules": ("keras_transfer.schedules", None),
+    "testing": ("keras_transfer.testing", None),
+    "zoo": ("keras_transfer.zoo", None),
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'keras_transfer' has no attribute {name!r}")
+    module_name, attribute = _API[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))
