@@ -1,0 +1,227 @@
+"""Domain adaptation benchmark: digits -> digits-m target accuracy per backend.
+
+Trains the same small CNN five ways and reports the accuracy on the target
+test split (mean and std over seeds):
+
+- source_only: label loss on source rows only (the CORAL model with
+  `domain_loss_weight=0`, so batches, steps and schedule are identical),
+- dann, coral, mmd: `keras_transfer.adaptation` models, plain `model.fit`,
+- target_only: supervised on the labelled target train split (ceiling).
+
+Every run uses the same balanced batches (`paired_dataset`), Adam with the
+DANN learning-rate annealing and, for DANN, the DANN lambda ramp.
+
+    python bench/domain_adaptation.py --backend jax
+    python bench/domain_adaptation.py --backend tensorflow --seeds 3
+
+Writes `bench/results/domain_adaptation_<backend>.json`, regenerates the
+markdown table `bench/results/domain_adaptation.md` from every JSON there,
+and plots a PCA of source vs target features before (source_only) and after
+(dann) adaptation to `bench/results/domain_adaptation_pca_<backend>.png`.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+METHODS = ("source_only", "dann", "coral", "mmd", "target_only")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
+    parser.add_argument("--source", default="digits")
+    parser.add_argument("--target", default="digits-m")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=16)
+    parser.add_argument("--lambda-max", type=float, default=1.0)
+    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    return parser.parse_args()
+
+
+def feature_extractor():
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.Rescaling(1.0 / 255),
+            keras.layers.Conv2D(32, 5, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(48, 5, activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(128, activation="relu"),
+        ],
+        name="features",
+    )
+
+
+def build(method, input_shape, total_steps, args):
+    import keras
+
+    from keras_transfer import adaptation
+    from keras_transfer import schedules
+
+    if args.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(
+            schedules.DANNDecay(initial_learning_rate=1e-3, total_steps=total_steps)
+        )
+    else:
+        optimizer = keras.optimizers.SGD(
+            schedules.DANNDecay(initial_learning_rate=1e-2, total_steps=total_steps),
+            momentum=0.9,
+        )
+    features = feature_extractor()
+    head = keras.layers.Dense(10, name="label_head")
+    common = dict(optimizer=optimizer, input_shape=input_shape)
+    if method == "dann":
+        return adaptation.build_dann(
+            features,
+            head,
+            discriminator=adaptation.default_discriminator(units=(100,), dropout=0.0),
+            hp_lambda=schedules.DANNLambda(
+                total_steps=total_steps, max_value=args.lambda_max
+            ),
+            **common,
+        )
+    if method == "mmd":
+        return adaptation.build_mmd(features, head, **common)
+    weight = 0.0 if method in ("source_only", "target_only") else 1.0
+    return adaptation.build_coral(features, head, domain_loss_weight=weight, **common)
+
+
+def run_one(method, seed, data, args):
+    import keras
+    import numpy as np
+
+    from keras_transfer import adaptation
+
+    keras.utils.set_random_seed(seed)
+    x_source, y_source, x_target, y_target, x_test, y_test = data
+    if method == "target_only":
+        x_source, y_source = x_target, y_target
+    half = args.batch_size // 2
+    steps = -(-max(len(x_source), len(x_target)) // half)
+    model = build(method, x_source.shape[1:], steps * args.epochs, args)
+    dataset = adaptation.paired_dataset(
+        (x_source, y_source), x_target, batch_size=args.batch_size,
+        num_classes=10, seed=seed,
+    )
+    start = time.time()
+    model.fit(dataset, epochs=args.epochs, verbose=0)
+    seconds = time.time() - start
+    logits = model.classifier.predict(x_test, batch_size=256, verbose=0)
+    accuracy = float(np.mean(np.argmax(logits, axis=-1) == y_test))
+    return model, accuracy, seconds
+
+
+def pca_plot(models, data, path):
+    import keras
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    x_source_test, x_target_test = data
+    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5))
+    for axis, (title, model) in zip(axes, models.items()):
+        extractor = keras.Model(model.inputs, model.get_layer("features").output)
+        source = extractor.predict(x_source_test, verbose=0)
+        target = extractor.predict(x_target_test, verbose=0)
+        points = PCA(2).fit_transform(np.concatenate([source, target]))
+        axis.scatter(*points[: len(source)].T, s=6, alpha=0.6, label="source (digits)")
+        axis.scatter(*points[len(source) :].T, s=6, alpha=0.6, label="target (digits-m)")
+        axis.set_title(f"{title}: feature PCA")
+        axis.legend(loc="best", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def write_table():
+    rows = []
+    for path in sorted(RESULTS.glob("domain_adaptation_*.json")):
+        result = json.loads(path.read_text())
+        cells = [
+            f"{result['methods'][m]['mean'] * 100:.1f} ± {result['methods'][m]['std'] * 100:.1f}"
+            if m in result["methods"] else "-"
+            for m in METHODS
+        ]
+        seconds = sum(r["seconds_mean"] for r in result["methods"].values())
+        rows.append(
+            f"| {result['backend']} | {' | '.join(cells)} | {seconds:.0f} |"
+        )
+    header = (
+        "Target test accuracy (%) on digits -> digits-m, mean ± std over seeds "
+        "(`python bench/domain_adaptation.py --backend <name>`).\n\n"
+        f"| backend | {' | '.join(METHODS)} | train s / seed |\n"
+        f"|---|{'---|' * len(METHODS)}---|\n"
+    )
+    (RESULTS / "domain_adaptation.md").write_text(header + "\n".join(rows) + "\n")
+
+
+def main():
+    args = parse_args()
+    if args.backend and args.backend != os.environ.get("KERAS_BACKEND"):
+        env = dict(os.environ, KERAS_BACKEND=args.backend)
+        sys.exit(subprocess.call([sys.executable, *sys.argv], env=env))
+
+    import keras
+    import numpy as np
+
+    from keras_transfer.datasets import load_builtin
+
+    backend = keras.backend.backend()
+    size = args.image_size
+    x_source, y_source = load_builtin(args.source, "train", image_size=size)
+    x_source_test, _ = load_builtin(args.source, "test", image_size=size)
+    x_target, y_target = load_builtin(args.target, "train", image_size=size)
+    x_test, y_test = load_builtin(args.target, "test", image_size=size)
+    data = (x_source, y_source, x_target, y_target, x_test, y_test)
+
+    results = {}
+    plotted = {}
+    for method in args.methods:
+        accuracies, seconds = [], []
+        for seed in range(args.seeds):
+            model, accuracy, elapsed = run_one(method, seed, data, args)
+            accuracies.append(float(accuracy))
+            seconds.append(elapsed)
+            print(f"{backend} {method} seed={seed} target_acc={accuracy:.3f} ({elapsed:.0f}s)", flush=True)
+            if seed == 0 and method in ("source_only", "dann"):
+                plotted[method] = model
+        results[method] = {
+            "mean": float(np.mean(accuracies)),
+            "std": float(np.std(accuracies)),
+            "accuracies": accuracies,
+            "seconds_mean": float(np.mean(seconds)),
+        }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "backend": backend,
+        "source": args.source,
+        "target": args.target,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "image_size": size,
+        "methods": results,
+    }
+    (RESULTS / f"domain_adaptation_{backend}.json").write_text(json.dumps(summary, indent=2))
+    write_table()
+    if len(plotted) == 2:
+        pca_plot(plotted, (x_source_test, x_test), RESULTS / f"domain_adaptation_pca_{backend}.png")
+    print(json.dumps({m: round(r["mean"], 3) for m, r in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
