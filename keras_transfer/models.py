@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_transfer.backbones import Backbone
 from keras_transfer.backbones import load_backbone
 from keras_transfer.heads import ClassificationHead
 
@@ -27,7 +28,9 @@ def build_classifier(
 
     Args:
         backbone: Backbone name or preset handle, as for
-            `keras_transfer.backbones.load_backbone`.
+            `keras_transfer.backbones.load_backbone`, or a `Backbone` it
+            returned (then `weights`, `input_shape` and `trainable` are
+            ignored: the backbone is used as loaded).
         num_classes: Integer >= 1, the number of classes (`1`: binary).
         weights: As for `load_backbone`. Defaults to `"imagenet"`.
         input_shape: Shape of one raw image, e.g. `(224, 224, 3)`. Defaults
@@ -55,13 +58,18 @@ def build_classifier(
     model.fit(images_uint8, labels, epochs=3)
     ```
     """
-    loaded = load_backbone(
-        backbone,
-        weights=weights,
-        input_shape=input_shape,
-        pooling=None,
-        trainable=trainable,
+    loaded = (
+        backbone
+        if isinstance(backbone, Backbone)
+        else load_backbone(
+            backbone,
+            weights=weights,
+            input_shape=input_shape,
+            pooling=None,
+            trainable=trainable,
+        )
     )
+    trainable = loaded.feature_model.trainable
     if loaded.info.modality == "text":
         from keras_transfer.text_classifier import TextClassifier
 
@@ -73,7 +81,8 @@ def build_classifier(
             compile=compile,
             name=name,
         )
-    head = _make_head(head, num_classes, pooling="avg")
+    pooled = len(loaded.feature_model.output_shape) == 2
+    head = _make_head(head, num_classes, pooling=None if pooled else "avg")
     inputs = keras.Input(loaded.info.input_shape, name="images")
     features = loaded.feature_model(loaded.preprocessing(inputs), training=False)
     model = keras.Model(inputs, head(features), name=name)
