@@ -183,7 +183,8 @@ def _fit(args):
     )
     test_metrics = model.evaluate(validation, return_dict=True, verbose=0)
     model.save(os.path.join(out, MODEL_FILE))
-    export_path = _export_model(model, os.path.join(out, "export"), overwrite=True)
+    probe = next(iter(validation))[0][:2].numpy()
+    exported = _export_model(model, export_path(out), overwrite=True, probe=probe)
     _reports.write_json(
         os.path.join(out, "metrics.json"),
         {
@@ -195,14 +196,14 @@ def _fit(args):
             "epochs_run": len(history.epoch),
             "history": history.history,
             args.validation_split: test_metrics,
-            "export": export_path,
+            "export": exported,
         },
     )
     _reports.plot_curves(
         os.path.join(out, "curves.png"), {args.task: history.history}, args.task
     )
     print(f"{args.validation_split}: {test_metrics}")
-    print(f"wrote {out}: {MODEL_FILE}, metrics.json, curves.png, {os.path.basename(export_path)}")
+    print(f"wrote {out}: {MODEL_FILE}, metrics.json, curves.png, {os.path.basename(exported)}")
     return 0
 
 
@@ -251,10 +252,19 @@ def _demo(args):
     return 0
 
 
-def _export_model(model, path, overwrite):
-    import keras_transfer
+def export_path(folder):
+    """Where a run's exported model goes: a SavedModel, or ONNX on torch."""
+    import keras
 
-    return keras_transfer.export(model, path, overwrite=overwrite)
+    name = "model.onnx" if keras.backend.backend() == "torch" else "saved_model"
+    return os.path.join(folder, name)
+
+
+def _export_model(model, path, overwrite, probe=None):
+    from keras_transfer.export import export
+
+    result = export(model, path, overwrite=overwrite, probe=probe)
+    return result.path
 
 
 def _backend():

@@ -31,11 +31,11 @@ from keras_transfer.zoo.builders import cnn_features
 NUM_CLASSES = 10
 FULL = dict(
     image_size=32, filters=(16, 32, 64), labels_per_class=10, source_epochs=12,
-    few_label_epochs=40, adapt_epochs=12, batch_size=64,
+    few_label_epochs=30, adapt_epochs=12, batch_size=64, few_label_batch_size=16,
 )
 QUICK = dict(
     image_size=16, filters=(8, 16, 32), labels_per_class=10, source_epochs=4,
-    few_label_epochs=12, adapt_epochs=4, batch_size=64,
+    few_label_epochs=10, adapt_epochs=4, batch_size=64, few_label_batch_size=16,
 )
 
 
@@ -60,6 +60,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     few = _few_labels(*target, config["labels_per_class"], seed)
     input_shape = (size, size, 3)
     fit_options = dict(batch_size=config["batch_size"], verbose=2)
+    few_options = dict(fit_options, batch_size=config["few_label_batch_size"])
     results, histories, models = {}, {}, {}
 
     _say(f"1/5 source-only: train on {len(source[0])} labelled source digits")
@@ -79,22 +80,26 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     )
     _compile(model, 3e-3)
     histories["scratch"] = model.fit(
-        *few, epochs=config["few_label_epochs"], validation_data=target_test, **fit_options
+        *few, epochs=config["few_label_epochs"], validation_data=target_test, **few_options
     ).history
     results["scratch"] = _accuracy(model, target_test)
 
-    _say("3/5 transfer: source-pretrained CNN fine-tuned on the same few labels")
+    _say("3/5 transfer: the source model fine-tuned on the same few labels")
     features = _copy(pretrained)
     model = _classifier(features, input_shape, "transfer")
-    head_epochs = config["few_label_epochs"] // 2
+    # Same label space (digits 0-9): the source head is a better start than random.
+    model.get_layer("logits").set_weights(
+        models["source-only"].get_layer("logits").get_weights()
+    )
+    head_epochs = config["few_label_epochs"] // 3
     freezing.freeze(features)
     _compile(model, 3e-3)
-    head = model.fit(*few, epochs=head_epochs, validation_data=target_test, **fit_options)
+    head = model.fit(*few, epochs=head_epochs, validation_data=target_test, **few_options)
     freezing.unfreeze(features)  # BatchNormalization stays frozen (inference mode).
-    _compile(model, 3e-4)
+    _compile(model, 1e-3)
     tune = model.fit(
         *few, epochs=config["few_label_epochs"], initial_epoch=head_epochs,
-        validation_data=target_test, **fit_options,
+        validation_data=target_test, **few_options,
     )
     histories["transfer"] = {k: head.history[k] + tune.history[k] for k in head.history}
     results["transfer"] = _accuracy(model, target_test)
@@ -120,7 +125,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         models[name] = classifier
 
     best = max(("transfer", "DANN", "CORAL"), key=results.get)
-    export_path = _save_and_export(models[best], out)
+    export_path = _save_and_export(models[best], out, probe=target_test[0][:8])
     metrics = {
         "backend": keras.backend.backend(),
         "quick": quick,
@@ -202,18 +207,19 @@ def _accuracy(model, data):
     return float(model.evaluate(*data, return_dict=True, verbose=0)["accuracy"])
 
 
-def _save_and_export(model, out):
-    import keras_transfer
+def _save_and_export(model, out, probe):
+    from keras_transfer.cli import export_path
+    from keras_transfer.export import export
 
     model.save(os.path.join(out, "model.keras"))
-    return keras_transfer.export(model, os.path.join(out, "export"), overwrite=True)
+    return export(model, export_path(out), overwrite=True, probe=probe).path
 
 
 def _table(results, best, labelled):
     rows = [
         ("source-only", "source labels only"),
         ("scratch", f"{labelled} target labels, random init"),
-        ("transfer", f"{labelled} target labels, source-pretrained"),
+        ("transfer", f"{labelled} target labels, source model fine-tuned"),
         ("DANN", "no target labels, adversarial alignment"),
         ("CORAL", "no target labels, covariance alignment"),
     ]

@@ -71,9 +71,9 @@ def compile_with_recipe(model, recipe):
 def recipe(name, epochs, monitor="val_loss"):
     """The callbacks of task `name`'s recipe for a run of `epochs` epochs.
 
-    Returns a list: a `LearningRateScheduler` (linear warmup, then cosine decay
-    or constant), `keras_transfer.callbacks.StagedUnfreezing` when the recipe
-    has unfreezing stages, and `EarlyStopping(restore_best_weights=True)` on
+    Returns a list: `keras_transfer.callbacks.StagedUnfreezing` when the recipe
+    has unfreezing stages, a `LearningRateScheduler` (linear warmup, then
+    cosine decay or constant), and `EarlyStopping(restore_best_weights=True)` on
     `monitor` when the recipe asks for it (so `fit` needs validation data then).
     """
     spec = registry.get_task(name)
@@ -83,15 +83,17 @@ def recipe(name, epochs, monitor="val_loss"):
             f"Received: epochs={epochs!r}"
         )
     plan = spec.recipe
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(
-            lambda epoch: epoch_learning_rate(plan, epoch, epochs)
-        )
-    ]
+    callbacks = []
     if plan.unfreeze_stages:
         from keras_transfer.callbacks import StagedUnfreezing
 
+        # First: it may rebuild the optimizer, which the scheduler then sets.
         callbacks.append(StagedUnfreezing(stages=dict(plan.unfreeze_stages)))
+    callbacks.append(
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch: epoch_learning_rate(plan, epoch, epochs)
+        )
+    )
     if plan.early_stopping_patience is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -144,7 +146,6 @@ def _check_input_shape(spec, input_shape):
 
 def _classifier(spec, num_classes, weights, input_shape):
     """Pretrained backbone + `ClassificationHead`, preprocessing inside."""
-    from keras_transfer.heads import ClassificationHead
     from keras_transfer.models import build_classifier
 
     return build_classifier(
@@ -152,9 +153,10 @@ def _classifier(spec, num_classes, weights, input_shape):
         num_classes,
         weights=weights,
         input_shape=input_shape,
-        head=ClassificationHead(num_classes, **spec.head),
+        head=spec.head,
         trainable=spec.trainable,
         compile=False,
+        name=spec.name.replace("/", "_"),
     )
 
 

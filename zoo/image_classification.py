@@ -2,8 +2,9 @@
 
 Every `keras.applications` family the zoo supports, plus the KerasHub image
 presets that load by name. The recipe trains the head on the frozen backbone,
-then unfreezes the top quarter of the backbone (BatchNormalization stays in
-inference mode) and fine-tunes it at a tenth of the learning rate.
+then unfreezes the top quarter of the model's layers at epoch 3
+(BatchNormalization stays in inference mode) while the cosine schedule has
+already lowered the learning rate.
 """
 
 from keras_transfer.zoo.registry import Recipe
@@ -16,7 +17,7 @@ FINE_TUNE = Recipe(
     weight_decay=1e-4,
     warmup_epochs=1,
     schedule="cosine",
-    unfreeze_stages=((3, (0.25, 0.1)),),
+    unfreeze_stages=((3, 0.25),),
     early_stopping_patience=3,
 )
 
