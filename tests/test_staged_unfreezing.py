@@ -43,6 +43,19 @@ def _slot(model, name):
     return keras.ops.convert_to_numpy(matches[0]).copy() if matches else None
 
 
+def _optimizer_state(optimizer):
+    """Optimizer values keyed by variable name (`#n` for repeated names).
+
+    Names, not paths: TensorFlow builds a wrapped optimizer inside the
+    wrapper's name scope, so paths depend on where `build` was called.
+    """
+    state, seen = {}, {}
+    for v in optimizer.variables:
+        seen[v.name] = seen.get(v.name, 0) + 1
+        state[f"{v.name}#{seen[v.name]}"] = keras.ops.convert_to_numpy(v).copy()
+    return state
+
+
 class _Recorder(keras.callbacks.Callback):
     """Records weights and optimizer state at each epoch boundary."""
 
@@ -63,6 +76,7 @@ class _Recorder(keras.callbacks.Callback):
             "head_v": _slot(m, "head_kernel_velocity"),
             "iterations": int(keras.ops.convert_to_numpy(m.optimizer.iterations)),
             "num_opt_vars": len(m.optimizer.variables),
+            "optimizer": _optimizer_state(m.optimizer),
         }
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -272,3 +286,71 @@ def test_invalid_stages(stages, match):
 def test_selectors_are_checked_against_the_model(stages, match):
     with pytest.raises(ValueError, match=match):
         _fit(_model(), [StagedUnfreezing(stages)], epochs=1)
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.05)),
+        lambda: keras.optimizers.Adam(0.05, use_ema=True),
+        lambda: keras.optimizers.SGD(
+            0.05, momentum=0.9, gradient_accumulation_steps=2
+        ),
+    ],
+    ids=["loss_scale", "ema", "grad_accumulation"],
+)
+def test_wrapped_and_extra_state_optimizers(make_optimizer):
+    model = _model(make_optimizer())
+    initial_body = keras.ops.convert_to_numpy(model.get_layer("body").kernel)
+    recorder = _Recorder()
+    _fit(model, [StagedUnfreezing({1: "body"}), recorder], epochs=2)
+    np.testing.assert_array_equal(recorder.end[0]["body"], initial_body)
+    assert np.abs(recorder.end[1]["body"] - initial_body).max() > 1e-3
+    # Every piece of optimizer state (EMA averages, accumulators, loss
+    # scale, moments) that existed before the boundary carries over.
+    before, after = recorder.end[0]["optimizer"], recorder.begin[1]["optimizer"]
+    assert set(before) < set(after)
+    for path, value in before.items():
+        np.testing.assert_array_equal(after[path], value, err_msg=path)
+
+
+def test_nested_conv_backbone_with_target():
+    keras.utils.set_random_seed(5)
+    base_in = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, name="conv")(base_in)
+    h = keras.layers.BatchNormalization(name="conv_bn")(h)
+    base = keras.Model(base_in, h, name="backbone")
+    inputs = keras.Input((8, 8, 3))
+    h = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(h))
+    freezing.freeze(base)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 8, 3)).astype("float32")
+    y = rng.integers(0, 3, size=(16,))
+    kernels, means = [], []
+
+    class _Watch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            kernels.append(keras.ops.convert_to_numpy(base.get_layer("conv").kernel))
+            means.append(
+                keras.ops.convert_to_numpy(base.get_layer("conv_bn").moving_mean)
+            )
+
+    initial = keras.ops.convert_to_numpy(base.get_layer("conv").kernel)
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[StagedUnfreezing({1: "conv"}, target=base), _Watch()],
+    )
+    np.testing.assert_array_equal(kernels[0], initial)
+    assert np.abs(kernels[1] - initial).max() > 1e-3
+    np.testing.assert_array_equal(means[1], 0.0)
+    assert base.trainable and not base.get_layer("conv_bn").trainable
