@@ -50,9 +50,10 @@ def _family(family, preprocessing, sizes, **kwargs):
     ]
 
 
-_EFFICIENTNET_SIZES = dict(
-    zip([f"EfficientNetB{i}" for i in range(8)], [224, 240, 260, 300, 380, 456, 528, 600])
-)
+_EFFICIENTNET_SIZES = {
+    f"EfficientNetB{i}": size
+    for i, size in enumerate([224, 240, 260, 300, 380, 456, 528, 600])
+}
 _EFFICIENTNET_V2_SIZES = {
     "EfficientNetV2B0": 224,
     "EfficientNetV2B1": 240,
@@ -65,7 +66,11 @@ _EFFICIENTNET_V2_SIZES = {
 _CONVNEXT = ("Tiny", "Small", "Base", "Large", "XLarge")
 
 _SPECS = [
-    *_family("resnet", "caffe", dict.fromkeys(["ResNet50", "ResNet101", "ResNet152"], 224)),
+    *_family(
+        "resnet",
+        "caffe",
+        dict.fromkeys(["ResNet50", "ResNet101", "ResNet152"], 224),
+    ),
     *_family(
         "resnet_v2",
         "tf",
@@ -308,7 +313,7 @@ def _application_input_shape(spec, weights, input_shape):
     allowed = (
         f"(height, width, 3) in {keras.config.image_data_format()} with "
         f"height and width >= {spec.min_size}"
-        + (" and static (no None) with pretrained weights" if needs_static else "")
+        + (" and static (no None) with pretrained weights" * needs_static)
     )
     if len(input_shape) != 3:
         problem = "it must have 3 dimensions"
@@ -349,7 +354,8 @@ def _load_application(spec, weights, input_shape, pooling):
         input_shape=input_shape,
         spec=spec,
     )
-    return Backbone(feature_model, ImageNetPreprocessing(spec.preprocessing), info)
+    preprocessing = ImageNetPreprocessing(spec.preprocessing)
+    return Backbone(feature_model, preprocessing, info)
 
 
 def _load_hub(handle, weights, pooling):
@@ -359,17 +365,17 @@ def _load_hub(handle, weights, pooling):
     )
     if weights is not None and weights not in _PRETRAINED:
         hub_backbone.load_weights(weights)
-    modality = "text" if hasattr(hub_backbone, "token_embedding") else "image"
+    inputs = hub_backbone.input
+    is_text = isinstance(inputs, dict) and "token_ids" in inputs
+    modality = "text" if is_text else "image"
     if modality == "text":
-        preprocessing = keras_hub.models.TextClassifierPreprocessor.from_preset(
-            handle
-        )
+        preprocessor_cls = keras_hub.models.TextClassifierPreprocessor
+        preprocessing = preprocessor_cls.from_preset(handle)
         feature_model = text_features(hub_backbone, pooling)
         input_shape = None
     else:
-        preprocessing = keras_hub.models.ImageClassifierPreprocessor.from_preset(
-            handle
-        ).image_converter
+        preprocessor_cls = keras_hub.models.ImageClassifierPreprocessor
+        preprocessing = preprocessor_cls.from_preset(handle).image_converter
         feature_model = _pooled_image_features(hub_backbone, pooling)
         input_shape = tuple(hub_backbone.input_shape[1:])
     info = BackboneInfo(
@@ -404,9 +410,10 @@ def text_features(hub_backbone, pooling="avg"):
         )
     inputs = hub_backbone.input
     outputs = hub_backbone(inputs, training=False)
-    sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+    if isinstance(outputs, dict):
+        outputs = outputs["sequence_output"]
     pooled = keras.layers.GlobalAveragePooling1D(name="masked_mean")(
-        sequence, mask=inputs["padding_mask"]
+        outputs, mask=inputs["padding_mask"]
     )
     return keras.Model(inputs, pooled, name=f"{hub_backbone.name}_features")
 

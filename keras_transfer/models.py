@@ -84,8 +84,9 @@ def build_classifier(
     pooled = len(loaded.feature_model.output_shape) == 2
     head = _make_head(head, num_classes, pooling=None if pooled else "avg")
     inputs = keras.Input(loaded.info.input_shape, name="images")
-    features = loaded.feature_model(loaded.preprocessing(inputs), training=False)
-    model = keras.Model(inputs, head(features), name=name)
+    x = loaded.preprocessing(inputs)
+    x = loaded.feature_model(x, training=False)
+    model = keras.Model(inputs, head(x), name=name)
     if compile:
         model.compile(**default_compile_args(head, trainable))
     return model

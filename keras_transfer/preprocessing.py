@@ -1,4 +1,4 @@
-"""Image preprocessing of the `keras.applications` families, as a Keras layer."""
+"""The image preprocessing of `keras.applications` families, as a layer."""
 
 import keras
 

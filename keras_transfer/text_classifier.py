@@ -63,21 +63,25 @@ class TextClassifier(keras_hub.models.Task):
         self.preprocessor = preprocessor
         self.head = head
         self.trainable_backbone = trainable_backbone
-        features = text_features(backbone, pooling="avg")
         inputs = backbone.input
+        outputs = head(text_features(backbone, pooling="avg")(inputs))
         super().__init__(
-            inputs=inputs, outputs=head(features(inputs)), compile=False, **kwargs
+            inputs=inputs, outputs=outputs, compile=False, **kwargs
         )
         if compile:
             self.compile()
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+    def compile(
+        self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs
+    ):
         """Compiles with Adam, the head's loss and accuracy where "auto"."""
         defaults = default_compile_args(self.head, self.trainable_backbone)
+        given = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
         super().compile(
-            optimizer=defaults["optimizer"] if optimizer == "auto" else optimizer,
-            loss=defaults["loss"] if loss == "auto" else loss,
-            metrics=defaults["metrics"] if metrics == "auto" else metrics,
+            **{
+                key: defaults[key] if value == "auto" else value
+                for key, value in given.items()
+            },
             **kwargs,
         )
 

@@ -103,7 +103,9 @@ def test_hub_dispatch(tmp_path):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_preprocessing_matches_keras_applications(family):
-    mode = next(s.preprocessing for s in APPLICATIONS.values() if s.family == family)
+    mode = next(
+        s.preprocessing for s in APPLICATIONS.values() if s.family == family
+    )
     images = _raw_images(size=5).astype("float32")
     expected = importlib.import_module(
         f"keras.applications.{family}"
@@ -270,3 +272,40 @@ def test_bad_input_shape(name, weights, input_shape, message):
 def test_bad_pooling():
     with pytest.raises(ValueError, match="pooling='mean'"):
         load_backbone("resnet50", weights=None, pooling="mean")
+
+
+def test_local_keras_hub_image_preset(tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    hub_backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64],
+        stackwise_num_blocks=[1],
+        stackwise_num_strides=[1],
+        block_type="basic_block",
+        use_pre_activation=False,
+        image_shape=(16, 16, 3),
+    )
+    converter = keras_hub.layers.ResNetImageConverter(
+        image_size=(16, 16), scale=1 / 255.0
+    )
+    preset = str(tmp_path / "tiny_resnet")
+    hub_backbone.save_to_preset(preset)
+    keras_hub.models.ResNetImageClassifierPreprocessor(
+        image_converter=converter
+    ).save_to_preset(preset)
+
+    backbone = load_backbone(preset)
+    assert backbone.info.source == "keras_hub"
+    assert backbone.info.modality == "image"
+    assert backbone.feature_model.output_shape == (None, 64)
+    images = _raw_images(4, 16)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(backbone.preprocessing(images)),
+        images / 255.0,
+        rtol=1e-6,
+    )
+    model = build_classifier(preset, 3)
+    history = model.fit(images, np.arange(4) % 3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert model.predict(images, verbose=0).shape == (4, 3)

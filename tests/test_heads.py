@@ -40,9 +40,8 @@ class TestClassificationHead(TestCase):
     def test_initializers(self):
         head = ClassificationHead(4, pooling=None, hidden_units=(16,))
         head.build((None, 8))
-        assert isinstance(
-            head.hidden_layers[0].kernel_initializer, keras.initializers.HeNormal
-        )
+        hidden_init = head.hidden_layers[0].kernel_initializer
+        assert isinstance(hidden_init, keras.initializers.HeNormal)
         assert head.hidden_layers[0].activation is keras.activations.relu
         assert isinstance(
             head.classifier.kernel_initializer, keras.initializers.GlorotUniform

@@ -78,9 +78,8 @@ def test_pretrained_weights_are_loaded(minilm):
 def test_classifier_trains_and_predicts_on_raw_strings(minilm):
     model = build_classifier(minilm, 2, head={"hidden_units": (16,)})
     assert isinstance(model, TextClassifier)
-    backbone_before = [
-        keras.ops.convert_to_numpy(w) for w in minilm.info.hub_backbone.weights[:3]
-    ]
+    hub_weights = minilm.info.hub_backbone.weights
+    backbone_before = [keras.ops.convert_to_numpy(w) for w in hub_weights[:3]]
     texts = np.array(["great film", "awful plot", "loved it", "boring mess"])
     labels = np.array([1, 0, 1, 0])
     history = model.fit(texts, labels, batch_size=4, epochs=1, verbose=0)
@@ -89,7 +88,7 @@ def test_classifier_trains_and_predicts_on_raw_strings(minilm):
     predictions = model.predict(np.array(["what a movie"]), verbose=0)
     assert predictions.shape == (1, 2)
     assert keras.backend.standardize_dtype(predictions.dtype) == "float32"
-    for old, new in zip(backbone_before, minilm.info.hub_backbone.weights):
+    for old, new in zip(backbone_before, hub_weights):
         np.testing.assert_array_equal(old, keras.ops.convert_to_numpy(new))
 
     tokens = model.preprocessor(np.array(["what a movie"]))
