@@ -1,4 +1,4 @@
-"""LayerwiseOptimizer: per-group learning rates that scale updates, not grads."""
+"""LayerwiseOptimizer: per-group learning rates scale updates, not grads."""
 
 import keras
 import numpy as np
@@ -53,7 +53,9 @@ def test_first_adam_step_moves_each_group_by_its_factor():
         factor = {"a": 0.0, "b": 0.1, "c": 1.0}[path.split("/")[0]]
         assert np.abs(plain[path]).max() > 1e-3
         # Exact up to float32 rounding of the weights (one ulp ~ 6e-8).
-        np.testing.assert_allclose(delta, factor * plain[path], rtol=0, atol=1e-7)
+        np.testing.assert_allclose(
+            delta, factor * plain[path], rtol=0, atol=1e-7
+        )
     assert model.optimizer.factor_for("b/kernel") == 0.1
 
 
@@ -67,13 +69,16 @@ def test_later_steps_keep_per_variable_state():
     np.testing.assert_array_equal(grouped["a/kernel"], 0.0)
     # Factor-1 variables follow plain Adam, step after step.
     for path in ("b/kernel", "c/kernel", "c/bias"):
-        np.testing.assert_allclose(grouped[path], plain[path], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            grouped[path], plain[path], rtol=1e-5, atol=1e-7
+        )
 
 
 def test_weight_decay_is_scaled_by_the_group_factor():
     _, grouped = _train(
         LayerwiseOptimizer(
-            keras.optimizers.AdamW(0.01, weight_decay=0.5), groups=[("a/*", 0.0)]
+            keras.optimizers.AdamW(0.01, weight_decay=0.5),
+            groups=[("a/*", 0.0)],
         ),
         steps=2,
     )
@@ -95,7 +100,9 @@ def test_layer_decay_groups_decay_from_the_top():
 
 def test_serializes_in_compile_config_and_keras_file(tmp_path):
     optimizer = LayerwiseOptimizer(
-        keras.optimizers.Adam(0.01), groups=[("re:a/.*", 0.2)], default_factor=0.5
+        keras.optimizers.Adam(0.01),
+        groups=[("re:a/.*", 0.2)],
+        default_factor=0.5,
     )
     model, _ = _train(optimizer, steps=1)
     clone = LayerwiseOptimizer.from_config(optimizer.get_config())

@@ -1,4 +1,4 @@
-"""StagedUnfreezing inside one `fit`, resume with BackupAndRestore, fit_staged."""
+"""StagedUnfreezing in one `fit`, BackupAndRestore resume, fit_staged."""
 
 import keras
 import numpy as np
@@ -74,7 +74,9 @@ class _Recorder(keras.callbacks.Callback):
             ).copy(),
             "head_m": _slot(m, "head_kernel_momentum"),
             "head_v": _slot(m, "head_kernel_velocity"),
-            "iterations": int(keras.ops.convert_to_numpy(m.optimizer.iterations)),
+            "iterations": int(
+                keras.ops.convert_to_numpy(m.optimizer.iterations)
+            ),
             "num_opt_vars": len(m.optimizer.variables),
             "optimizer": _optimizer_state(m.optimizer),
         }
@@ -114,12 +116,18 @@ def test_unfreezes_inside_one_fit_keeping_optimizer_state():
     for epoch in range(4):
         np.testing.assert_array_equal(recorder.end[epoch]["moving_mean"], 0.0)
     # The head's Adam moments carry over the rebuild unchanged.
-    np.testing.assert_array_equal(recorder.begin[2]["head_m"], recorder.end[1]["head_m"])
-    np.testing.assert_array_equal(recorder.begin[2]["head_v"], recorder.end[1]["head_v"])
+    np.testing.assert_array_equal(
+        recorder.begin[2]["head_m"], recorder.end[1]["head_m"]
+    )
+    np.testing.assert_array_equal(
+        recorder.begin[2]["head_v"], recorder.end[1]["head_v"]
+    )
     assert np.abs(recorder.end[1]["head_m"]).max() > 0
     assert recorder.end[3]["iterations"] == 4 * STEPS
     # Only the body's kernel and bias gain m and v slots.
-    assert recorder.begin[2]["num_opt_vars"] == recorder.end[1]["num_opt_vars"] + 4
+    assert (
+        recorder.begin[2]["num_opt_vars"] == recorder.end[1]["num_opt_vars"] + 4
+    )
     names = [v.name for v in model.optimizer.variables]
     assert "body_kernel_momentum" in names
     assert not any(name.startswith("bn_") for name in names)
@@ -128,7 +136,9 @@ def test_unfreezes_inside_one_fit_keeping_optimizer_state():
 def test_train_bn_moves_moving_statistics_after_the_stage():
     model = _model()
     recorder = _Recorder()
-    _fit(model, [StagedUnfreezing({2: ["body", "bn"]}, train_bn=True), recorder])
+    _fit(
+        model, [StagedUnfreezing({2: ["body", "bn"]}, train_bn=True), recorder]
+    )
     for epoch in (0, 1):
         np.testing.assert_array_equal(recorder.end[epoch]["moving_mean"], 0.0)
     assert np.abs(recorder.end[2]["moving_mean"]).max() > 1e-4
@@ -164,7 +174,9 @@ def test_backup_and_restore_resume_matches_uninterrupted_run(tmp_path):
     resumed = _model(optimizer())
     _fit(resumed, [staged, backup], epochs=5)
 
-    assert len(resumed.optimizer.variables) == len(reference.optimizer.variables)
+    assert len(resumed.optimizer.variables) == len(
+        reference.optimizer.variables
+    )
     for got, want in zip(resumed.weights, reference.weights):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(got),
@@ -172,7 +184,9 @@ def test_backup_and_restore_resume_matches_uninterrupted_run(tmp_path):
             atol=1e-6,
             err_msg=got.path,
         )
-    for got, want in zip(resumed.optimizer.variables, reference.optimizer.variables):
+    for got, want in zip(
+        resumed.optimizer.variables, reference.optimizer.variables
+    ):
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(got),
             keras.ops.convert_to_numpy(want),
@@ -291,7 +305,9 @@ def test_selectors_are_checked_against_the_model(stages, match):
 @pytest.mark.parametrize(
     "make_optimizer",
     [
-        lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.05)),
+        lambda: keras.optimizers.LossScaleOptimizer(
+            keras.optimizers.Adam(0.05)
+        ),
         lambda: keras.optimizers.Adam(0.05, use_ema=True),
         lambda: keras.optimizers.SGD(
             0.05, momentum=0.9, gradient_accumulation_steps=2
@@ -335,9 +351,13 @@ def test_nested_conv_backbone_with_target():
 
     class _Watch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            kernels.append(keras.ops.convert_to_numpy(base.get_layer("conv").kernel))
+            kernels.append(
+                keras.ops.convert_to_numpy(base.get_layer("conv").kernel)
+            )
             means.append(
-                keras.ops.convert_to_numpy(base.get_layer("conv_bn").moving_mean)
+                keras.ops.convert_to_numpy(
+                    base.get_layer("conv_bn").moving_mean
+                )
             )
 
     initial = keras.ops.convert_to_numpy(base.get_layer("conv").kernel)

@@ -286,9 +286,9 @@ class StagedUnfreezing(keras.callbacks.Callback):
     def restore_schedule(self, model):
         """Puts back the learning-rate schedule `restart_schedule` wrapped."""
         if self._original_schedule is not None:
-            innermost_optimizer(model.optimizer)._learning_rate = (
-                self._original_schedule
-            )
+            innermost_optimizer(
+                model.optimizer
+            )._learning_rate = self._original_schedule
             self._original_schedule = None
 
 

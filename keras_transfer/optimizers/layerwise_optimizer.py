@@ -57,9 +57,7 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
     def __init__(self, optimizer, groups=None, default_factor=1.0, name=None):
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = keras.optimizers.get(optimizer)
-        self.groups = [
-            _validate_group(group) for group in (groups or [])
-        ]
+        self.groups = [_validate_group(group) for group in (groups or [])]
         self.default_factor = _validate_factor(default_factor, "default_factor")
         self._factors = {}
 
@@ -254,7 +252,10 @@ def layer_decay_groups(model, decay, blocks=None):
                 paths.append(variable.path)
         if paths:
             groups.append(
-                (exact_paths_pattern(paths), float(decay) ** (num_blocks - 1 - index))
+                (
+                    exact_paths_pattern(paths),
+                    float(decay) ** (num_blocks - 1 - index),
+                )
             )
     return groups[::-1]
 
@@ -302,7 +303,6 @@ def _validate_group(group):
             re.compile(pattern[3:])
         except re.error as e:
             raise ValueError(
-                f"Invalid regular expression in group pattern {pattern!r}: "
-                f"{e}."
+                f"Invalid regular expression in group pattern {pattern!r}: {e}."
             ) from e
     return (pattern, _validate_factor(factor, "factor"))
