@@ -374,3 +374,18 @@ def test_nested_conv_backbone_with_target():
     assert np.abs(kernels[1] - initial).max() > 1e-3
     np.testing.assert_array_equal(means[1], 0.0)
     assert base.trainable and not base.get_layer("conv_bn").trainable
+
+
+def test_stage_at_epoch_zero_and_a_continued_fit():
+    model = _model()
+    initial = keras.ops.convert_to_numpy(model.get_layer("body").kernel)
+    staged = StagedUnfreezing({0: "body", 2: ["bn"]}, train_bn=True)
+    _fit(model, [staged], epochs=1)
+    trained = keras.ops.convert_to_numpy(model.get_layer("body").kernel)
+    assert np.abs(trained - initial).max() > 1e-3
+    assert not model.get_layer("bn").trainable
+    # A later fit that starts past epoch 2 applies the stages it skipped.
+    _fit(model, [staged], epochs=4, initial_epoch=3)
+    assert model.get_layer("bn").trainable
+    mean = keras.ops.convert_to_numpy(model.get_layer("bn").moving_mean)
+    assert np.abs(mean).max() > 1e-4
