@@ -13,6 +13,7 @@ import os
 
 import keras
 
+from keras_transfer.freezing import freeze
 from keras_transfer.preprocessing import ImageNetPreprocessing
 
 _HUB_SCHEMES = ("hf://", "kaggle://", "gs://", "modelscope://")
@@ -196,7 +197,7 @@ def load_backbone(
             `"imagenet"`.
         input_shape: Shape of one image, e.g. `(224, 224, 3)`; `None` for
             any size (or the default size where weights need a static one).
-            Ignored for text backbones.
+            Must be `None` for KerasHub presets, which fix their inputs.
         pooling: `"avg"` or `"max"`: features are `(batch, channels)`;
             `None`: the feature map (for text, the backbone's outputs).
             Text backbones support `"avg"` (mean over real tokens) and
@@ -226,9 +227,17 @@ def load_backbone(
     source, resolved = _resolve(name)
     if source == "keras.applications":
         backbone = _load_application(resolved, weights, input_shape, pooling)
+    elif input_shape is not None:
+        raise ValueError(
+            f"Invalid value received for argument `input_shape` for KerasHub "
+            f"preset {resolved!r}: the preset fixes its inputs (its image "
+            "converter resizes images). Expected None. "
+            f"Received: input_shape={input_shape}"
+        )
     else:
         backbone = _load_hub(resolved, weights, pooling)
-    backbone.feature_model.trainable = trainable
+    if not trainable:
+        freeze(backbone.feature_model)
     return backbone
 
 

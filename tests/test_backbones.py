@@ -269,6 +269,11 @@ def test_bad_input_shape(name, weights, input_shape, message):
     assert name.lower() in str(error.value).lower()
 
 
+def test_input_shape_rejected_for_hub_presets(tmp_path):
+    with pytest.raises(ValueError, match="Expected None"):
+        load_backbone(str(tmp_path), input_shape=(32, 32, 3))
+
+
 def test_bad_pooling():
     with pytest.raises(ValueError, match="pooling='mean'"):
         load_backbone("resnet50", weights=None, pooling="mean")
