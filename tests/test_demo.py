@@ -30,7 +30,8 @@ def test_quick_demo_writes_its_report_and_a_verified_export(tmp_path):
     if exported == "saved_model":
         import tensorflow as tf
 
-        served = tf.saved_model.load(str(out / exported)).serve(x[:4].astype("float32"))
+        loaded = tf.saved_model.load(str(out / exported))
+        served = loaded.serve(x[:4].astype("float32"))
         np.testing.assert_allclose(
             np.asarray(served), reloaded.predict(x[:4].astype("float32"), verbose=0),
             atol=1e-4,
