@@ -204,6 +204,7 @@ def test_trains_in_fit_and_saves(schedule, tmp_path):
     "build, argument, value",
     [
         (lambda: schedules.LinearWarmup(1e-3, 0), "warmup_steps", "0"),
+        (lambda: schedules.LinearWarmup(abs, 5), "schedule", "<built-in"),
         (lambda: schedules.LinearWarmup(-1e-3, 5), "schedule", "-0.001"),
         (lambda: schedules.LinearWarmup(1e-3, 5, -1.0), "initial_learning_rate",
          "-1.0"),

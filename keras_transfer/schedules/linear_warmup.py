@@ -61,10 +61,16 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         name="LinearWarmup",
     ):
         super().__init__()
-        if not isinstance(
+        is_schedule = isinstance(
             schedule, keras.optimizers.schedules.LearningRateSchedule
-        ):
-            check_number("schedule", schedule, above=0)
+        )
+        is_rate = isinstance(schedule, (int, float)) and schedule > 0
+        if not (is_schedule or is_rate) or isinstance(schedule, bool):
+            raise ValueError(
+                "Invalid value received for argument `schedule`. Expected a "
+                "`keras.optimizers.schedules.LearningRateSchedule` or a "
+                f"float > 0. Received: schedule={schedule!r}"
+            )
         self.schedule = schedule
         self.warmup_steps = check_int("warmup_steps", warmup_steps, minimum=1)
         self.initial_learning_rate = check_number(
