@@ -58,7 +58,7 @@ def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"
             artifact passed its check). Defaults to `False`.
         probe: Array, list of arrays (one per input) or `None`. Inputs of the
             check. `None` draws a random batch: floats uniform in [0, 255)
-            (raw pixels), integers in {0, 1}. Pass real inputs for a
+            (raw pixels), uint8 in [0, 255], other integers in {0, 1}. Pass real inputs for a
             meaningful check of models that expect another range.
         atol: Float. Largest allowed absolute difference. Defaults to `1e-4`.
         format: String. `"auto"` (SavedModel on TensorFlow and JAX, ONNX on
@@ -186,7 +186,9 @@ def _probe_inputs(model, probe):
     arrays = []
     for tensor in model.inputs:
         shape = (_PROBE_BATCH,) + tuple(_UNKNOWN_DIM if d is None else d for d in tensor.shape[1:])
-        if np.issubdtype(np.dtype(tensor.dtype), np.integer):
+        if tensor.dtype == "uint8":
+            arrays.append(rng.integers(0, 256, shape).astype("uint8"))
+        elif np.issubdtype(np.dtype(tensor.dtype), np.integer):
             arrays.append(rng.integers(0, 2, shape).astype(tensor.dtype))
         else:
             arrays.append(rng.uniform(0, 255, shape).astype(tensor.dtype))
