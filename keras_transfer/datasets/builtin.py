@@ -18,6 +18,7 @@ cropped from the left 70% of each photograph and test patches from the right
 """
 
 import difflib
+import functools
 
 import numpy as np
 
@@ -80,9 +81,7 @@ def load_builtin(name, split, image_size=32, seed=0):
             "Invalid value received for argument `image_size`. Expected an "
             f"integer >= 8. Received: image_size={image_size!r}"
         )
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
+    digits = _digits()
     part = (0 if name == "digits" else 2) + (0 if split == "train" else 1)
     index = _split_indices(digits.target)[part]
     grey = _upscale(digits.images[index] * (255.0 / 16.0), image_size)
@@ -92,6 +91,20 @@ def load_builtin(name, split, image_size=32, seed=0):
         rgb = np.abs(patches - rgb)
     x = np.clip(np.rint(rgb), 0, 255).astype("uint8")
     return x, digits.target[index].astype("int64")
+
+
+@functools.lru_cache(maxsize=1)
+def _digits():
+    from sklearn.datasets import load_digits
+
+    return load_digits()
+
+
+@functools.lru_cache(maxsize=1)
+def _photos():
+    from sklearn.datasets import load_sample_images
+
+    return tuple(load_sample_images().images)
 
 
 def _split_indices(labels):
@@ -126,9 +139,8 @@ def _upscale(images, size):
 def _photo_patches(count, size, split, seed):
     """Random `size` x `size` crops of sklearn's sample photographs, float32."""
     from PIL import Image
-    from sklearn.datasets import load_sample_images
 
-    photos = load_sample_images().images
+    photos = _photos()
     rng = np.random.RandomState([seed, 0 if split == "train" else 1])
     patches = np.empty((count, size, size, 3), "float32")
     for i in range(count):
