@@ -1,5 +1,9 @@
 """StagedUnfreezing in one `fit`, BackupAndRestore resume, fit_staged."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -389,3 +393,52 @@ def test_stage_at_epoch_zero_and_a_continued_fit():
     assert model.get_layer("bn").trainable
     mean = keras.ops.convert_to_numpy(model.get_layer("bn").moving_mean)
     assert np.abs(mean).max() > 1e-4
+
+
+_MIRRORED_SCRIPT = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+import keras, numpy as np
+from keras_transfer import freezing
+from keras_transfer.callbacks import StagedUnfreezing
+from keras_transfer.optimizers import LayerwiseOptimizer
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(5, name="body")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(h))
+    freezing.freeze(model, "body")
+    model.compile(
+        LayerwiseOptimizer(keras.optimizers.Adam(0.05), [("body/*", 0.5)]),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+x = np.random.rand(32, 6).astype("float32")
+y = np.random.randint(0, 3, 32)
+k0 = model.get_layer("body").kernel.numpy().copy()
+callbacks = [StagedUnfreezing({1: "body"})]
+model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=callbacks)
+assert np.array_equal(k0, model.get_layer("body").kernel.numpy())
+model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+assert np.abs(model.get_layer("body").kernel.numpy() - k0).max() > 1e-3
+kinds = {type(v.value).__name__ for v in model.optimizer.variables}
+assert kinds == {"MirroredVariable"}, kinds
+print("OK")
+"""
+
+
+def test_tensorflow_mirrored_strategy(backend):
+    if backend != "tensorflow":
+        pytest.skip("tf.distribute is TensorFlow-only")
+    result = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_SCRIPT],
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and "OK" in result.stdout, result.stderr[
+        -3000:
+    ]

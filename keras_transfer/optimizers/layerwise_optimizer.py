@@ -1,6 +1,7 @@
 import fnmatch
 import numbers
 import re
+import threading
 
 import keras
 
@@ -60,6 +61,9 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         self.groups = [_validate_group(group) for group in (groups or [])]
         self.default_factor = _validate_factor(default_factor, "default_factor")
         self._factors = {}
+        _install_grouped_updates(
+            innermost_optimizer(self.inner_optimizer), self._factor_of
+        )
 
     def build(self, var_list):
         self.inner_optimizer.build(var_list)
@@ -100,8 +104,7 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         if not self.built:
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)
-        with _GroupedUpdates(innermost_optimizer(self), self._factor_of):
-            self.inner_optimizer.apply(grads, trainable_variables)
+        self.inner_optimizer.apply(grads, trainable_variables)
 
     def _factor_of(self, variable):
         key = self.inner_optimizer._var_key(variable)
@@ -129,62 +132,51 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         return cls(**config)
 
 
-class _GroupedUpdates:
-    """Runs `optimizer`'s update and weight decay once per factor group.
+def _install_grouped_updates(optimizer, factor_of):
+    """Makes `optimizer` run its update and weight decay per factor group.
 
-    Only Python-level methods are swapped, while `apply` runs (or is traced by
-    `tf.function` / `jax.jit`), so the graph gets one update call per group
-    with `learning_rate * factor`.
+    Three methods of the instance are replaced once, at construction:
+    `_backend_update_step` runs once per group with `learning_rate * factor`,
+    and `_apply_weight_decay` once per group while
+    `_get_current_learning_rate` returns the rate times that group's factor.
+    They are plain Python wrappers, so `tf.function` and `jax.jit` trace one
+    update per group; the active factor is thread-local because
+    `tf.distribute.MirroredStrategy` runs replicas in threads.
     """
+    update_step = optimizer._backend_update_step
+    weight_decay = optimizer._apply_weight_decay
+    current_lr = optimizer._get_current_learning_rate
+    active = threading.local()
 
-    def __init__(self, optimizer, factor_of):
-        self.optimizer = optimizer
-        self.factor_of = factor_of
-        self.active_factor = 1.0
-
-    def __enter__(self):
-        opt = self.optimizer
-        update_step = opt._backend_update_step
-        weight_decay = opt._apply_weight_decay
-        current_lr = opt._get_current_learning_rate
-
-        def grouped_update_step(grads, variables, learning_rate):
-            for factor, (g, v) in self._split(grads, variables).items():
-                update_step(g, v, learning_rate * factor)
-
-        def grouped_weight_decay(variables):
-            for factor, (_, v) in self._split(variables, variables).items():
-                self.active_factor = factor
-                try:
-                    weight_decay(v)
-                finally:
-                    self.active_factor = 1.0
-
-        def scaled_learning_rate():
-            if self.active_factor == 1.0:
-                return current_lr()
-            return current_lr() * self.active_factor
-
-        opt._backend_update_step = grouped_update_step
-        opt._apply_weight_decay = grouped_weight_decay
-        opt._get_current_learning_rate = scaled_learning_rate
-        return self
-
-    def __exit__(self, *exc_info):
-        for attr in (
-            "_backend_update_step",
-            "_apply_weight_decay",
-            "_get_current_learning_rate",
-        ):
-            delattr(self.optimizer, attr)
-
-    def _split(self, values, variables):
+    def split(values, variables):
         groups = {}
         for value, variable in zip(values, variables):
-            g, v = groups.setdefault(self.factor_of(variable), ([], []))
+            g, v = groups.setdefault(factor_of(variable), ([], []))
             g.append(value)
             v.append(variable)
         return groups
+
+    def grouped_update_step(grads, variables, learning_rate):
+        for factor, (g, v) in split(grads, variables).items():
+            update_step(g, v, learning_rate * factor)
+
+    def grouped_weight_decay(variables):
+        for factor, (_, v) in split(variables, variables).items():
+            active.factor = factor
+            try:
+                weight_decay(v)
+            finally:
+                active.factor = 1.0
+
+    def scaled_learning_rate():
+        factor = getattr(active, "factor", 1.0)
+        if factor == 1.0:
+            return current_lr()
+        return current_lr() * factor
+
+    optimizer._backend_update_step = grouped_update_step
+    optimizer._apply_weight_decay = grouped_weight_decay
+    optimizer._get_current_learning_rate = scaled_learning_rate
 
 
 def layer_decay_groups(model, decay, blocks=None):
