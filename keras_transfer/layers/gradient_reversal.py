@@ -68,6 +68,7 @@ class GradientReversal(keras.layers.Layer):
             initializer="zeros",
             dtype="int32",
             trainable=False,
+            aggregation="only_first_replica",
             name="step",
         )
 
