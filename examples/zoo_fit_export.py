@@ -1,0 +1,31 @@
+"""Build a zoo task, train it with its recipe and export a verified model.
+
+    KERAS_BACKEND=jax python examples/zoo_fit_export.py
+
+Uses the offline "digits" data and the tiny test task so it runs in a minute
+on a laptop CPU; swap in e.g. "image_classification/efficientnetb0" and
+"tfds:tf_flowers" (pretrained weights and data download) for real work.
+"""
+
+import keras
+
+from keras_transfer import datasets
+from keras_transfer import zoo
+from keras_transfer.export import export
+
+TASK = "test/tiny_cnn"
+EPOCHS = 3
+
+train, info = datasets.load("digits", "train", image_size=32, with_info=True)
+test = datasets.load("digits", "test", image_size=32)
+
+model = zoo.build(TASK, num_classes=info.num_classes, weights=None,
+                  input_shape=info.image_shape)
+model.fit(train, validation_data=test, epochs=EPOCHS,
+          callbacks=zoo.recipe(TASK, epochs=EPOCHS))
+print(model.evaluate(test, return_dict=True, verbose=0))
+
+path = "runs/example_export/" + ("model.onnx" if keras.backend.backend() == "torch"
+                                 else "saved_model")
+result = export(model, path, overwrite=True)
+print(f"exported {result.format} to {result.path}, max |diff| {result.max_abs_diff:.2e}")
