@@ -173,7 +173,10 @@ def _fit(args):
     )
     weights = None if args.weights.lower() == "none" else args.weights
     model = zoo.build(
-        args.task, info.num_classes, weights=weights, input_shape=info.image_shape
+        args.task,
+        info.num_classes,
+        weights=weights,
+        input_shape=None if spec.preset_fixes_inputs else info.image_shape,
     )
     history = model.fit(
         train,

@@ -28,8 +28,12 @@ def _small_shape(spec):
 
 def _train_one_step(name, num_classes=3):
     spec = zoo.get_task(name)
-    shape = _small_shape(spec)
-    model = zoo.build(name, num_classes, weights=None, input_shape=shape)
+    if spec.preset_fixes_inputs:
+        shape = tuple(spec.input_shape)
+        model = zoo.build(name, num_classes, weights=None)
+    else:
+        shape = _small_shape(spec)
+        model = zoo.build(name, num_classes, weights=None, input_shape=shape)
     x = np.random.randint(0, 256, (4,) + shape).astype("float32")
     y = np.arange(4) % num_classes
     if spec.builder == "adaptation":
@@ -63,6 +67,7 @@ def test_every_task_metadata_is_consistent(name):
             "keras_hub" in spec.requirements
         )
         assert spec.input_shape[0] >= spec.min_input_size
+    assert spec.preset_fixes_inputs == ("keras_hub" in spec.requirements)
     callbacks = zoo.recipe(name, epochs=4)
     assert any(isinstance(c, keras.callbacks.LearningRateScheduler) for c in callbacks)
     stops = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
@@ -165,6 +170,11 @@ def test_missing_requirement_gives_install_hint(monkeypatch):
     with pytest.raises(ImportError, match="pip install keras_hub_not_installed_here"):
         zoo.build("test/needs_hub", num_classes=3)
     assert registry._INSTALL_HINTS["keras_hub"].startswith("pip install")
+
+
+def test_keras_hub_task_rejects_an_input_shape():
+    with pytest.raises(ValueError, match="fixes its inputs"):
+        zoo.build("text_classification/minilm_l6", 2, weights=None, input_shape=(64,))
 
 
 def test_tiny_task_rejects_a_weights_file():

@@ -21,6 +21,7 @@ def build(name, num_classes, weights="imagenet", input_shape=None, compile=True)
         weights: `"imagenet"` (the backbone's pretrained weights, which may need
             a download), `None` (random initialisation), or a path to weights.
         input_shape: Tuple or `None`. Defaults to the task's `input_shape`.
+            Must be `None` for KerasHub tasks (the preset fixes its inputs).
         compile: Bool. Compile with the recipe's optimizer, loss and metrics.
 
     Returns:
@@ -125,6 +126,14 @@ def epoch_learning_rate(plan, epoch, epochs):
 
 
 def _check_input_shape(spec, input_shape):
+    if spec.preset_fixes_inputs:
+        if input_shape is not None:
+            raise ValueError(
+                f"Invalid value received for argument `input_shape`: task "
+                f"{spec.name!r} uses a KerasHub preset whose preprocessor fixes "
+                f"its inputs. Expected None. Received: input_shape={input_shape}"
+            )
+        return None
     if input_shape is None:
         return tuple(spec.input_shape)
     input_shape = tuple(input_shape)

@@ -95,6 +95,11 @@ class TaskSpec:
     def kind(self):
         return self.name.split("/", 1)[0]
 
+    @property
+    def preset_fixes_inputs(self):
+        """KerasHub presets fix their own input shape (their preprocessor resizes)."""
+        return "keras_hub" in self.requirements
+
 
 def register_task(spec):
     """Add `spec` to the registry. A name can be registered only once."""
