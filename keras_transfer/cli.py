@@ -161,8 +161,8 @@ def _fit(args):
     from keras_transfer import zoo
 
     spec = zoo.get_task(args.task)
-    out = _reports.prepare_output_dir(args.out, args.overwrite)
     _check_task_input(spec, datasets.describe(args.data, "train"))
+    out = _reports.prepare_output_dir(args.out, args.overwrite)
     image_size = args.image_size or spec.input_shape[0]
     channels = spec.input_shape[-1]
     train, info = _load_data(

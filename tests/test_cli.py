@@ -75,6 +75,7 @@ def test_dataset_that_disagrees_with_the_task(tmp_path, capsys):
                      "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "(32, 32, 3)" in err and "(16,)" in err
+    assert not (tmp_path / "b").exists()
 
 
 def test_backend_flag_is_set_before_keras_is_imported():
