@@ -57,6 +57,17 @@ def test_fit_writes_every_file_and_refuses_to_overwrite(tmp_path, capsys):
     assert cli.main(["evaluate", str(out), "--data", "digits", "--batch-size", "64"]) == 0
     assert "accuracy" in capsys.readouterr().out
 
+    from PIL import Image
+
+    from keras_transfer.datasets import load_builtin
+
+    x, _ = load_builtin("digits", "test", image_size=16)
+    image = tmp_path / "digit.png"
+    Image.fromarray(x[0]).save(image)
+    assert cli.main(["predict", str(out / "model.keras"), str(image), "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(image)) and line.count("class ") == 2
+
 
 def test_unwritable_output_folder_fails_before_training(tmp_path, capsys):
     blocker = tmp_path / "a_file"
