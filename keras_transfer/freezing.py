@@ -91,7 +91,8 @@ def select_layers(model, selector=None):
             regular expression (full match). An `int` N selects the last N
             layers and a `float` f in (0, 1] the top fraction f (rounded up),
             counting layers in topological order with nested models
-            expanded. A list or tuple selects the union of its items.
+            expanded. A `keras.layers.Layer` of the model selects itself. A
+            list or tuple selects the union of its items.
 
     Returns:
         The selected layers, without duplicates, in model order.
@@ -140,6 +141,12 @@ def _select_one(model, item):
             for path, layer in iter_layers(model)
             if match(layer.name) or match(path)
         ]
+    if isinstance(item, keras.layers.Layer):
+        if not any(layer is item for _, layer in iter_layers(model)):
+            raise ValueError(
+                f"Layer '{item.name}' is not part of model '{model.name}'."
+            )
+        return [item]
     units = _units(model)
     if isinstance(item, int):
         if not 1 <= item <= len(units):

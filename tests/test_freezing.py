@@ -165,6 +165,9 @@ def test_selectors():
     assert len(select_layers(model, 0.1)) == int(np.ceil(0.1 * len(all_units)))
     assert names(["head", 1]) == ["head"]
     assert names(["Conv_1", "head"]) == ["Conv_1", "head"]
+    assert names([base.get_layer("Conv_1")]) == ["Conv_1"]
+    with pytest.raises(ValueError, match="is not part of model"):
+        select_layers(model, keras.layers.Dense(1, name="stranger"))
 
 
 def test_unfreeze_opens_enclosing_model_without_unfreezing_siblings():

@@ -170,7 +170,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
         selector, lr_factor = self.stages[stage_epoch]
         target = self.target if self.target is not None else model
         layers = freezing.select_layers(target, selector)
-        freezing._apply(model, layers, trainable=True, train_bn=self.train_bn)
+        freezing.unfreeze(model, layers, train_bn=self.train_bn)
         if lr_factor == 1.0:
             return
         layerwise = _find_layerwise(model.optimizer)
