@@ -21,6 +21,7 @@ _API = {
     "fit_staged": ("keras_transfer.staged", "fit_staged"),
     "lr_find": ("keras_transfer.lr_finder", "lr_find"),
     "export": ("keras_transfer.export", "export"),
+    "ExportResult": ("keras_transfer.export", "ExportResult"),
     "adaptation": ("keras_transfer.adaptation", None),
     "callbacks": ("keras_transfer.callbacks", None),
     "datasets": ("keras_transfer.datasets", None),
