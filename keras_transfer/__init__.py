@@ -16,6 +16,12 @@ _API = {
     "select_layers": ("keras_transfer.freezing", "select_layers"),
     "load_backbone": ("keras_transfer.backbones", "load_backbone"),
     "list_backbones": ("keras_transfer.backbones", "list_backbones"),
+    "Backbone": ("keras_transfer.backbones", "Backbone"),
+    "BackboneInfo": ("keras_transfer.backbones", "BackboneInfo"),
+    "ImageNetPreprocessing": (
+        "keras_transfer.preprocessing",
+        "ImageNetPreprocessing",
+    ),
     "ClassificationHead": ("keras_transfer.heads", "ClassificationHead"),
     "build_classifier": ("keras_transfer.models", "build_classifier"),
     "fit_staged": ("keras_transfer.staged", "fit_staged"),
