@@ -188,10 +188,8 @@ def lr_find(
         # schedule-driven optimizer, nor to reset the step counter under
         # gradient accumulation; `_learning_rate` and `_iterations` are what
         # the optimizer reads, and both are put back below.
-        optimizer._learning_rate = (
-            keras.optimizers.schedules.ExponentialDecay(
-                min_lr, decay_steps=num_steps - 1, decay_rate=growth
-            )
+        optimizer._learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            min_lr, decay_steps=num_steps - 1, decay_rate=growth
         )
         optimizer._iterations.assign(0)
         model.make_train_function(force=True)
@@ -261,8 +259,10 @@ def _unique(variables):
 
 def _cycle(data, batch_size):
     """Checks `data` and returns an endless iterator over its batches."""
-    if isinstance(data, (tuple, list)) and data and all(
-        isinstance(part, np.ndarray) for part in data
+    if (
+        isinstance(data, (tuple, list))
+        and data
+        and all(isinstance(part, np.ndarray) for part in data)
     ):
         if not data or len(data) > 3 or len({len(p) for p in data}) != 1:
             raise ValueError(

@@ -118,9 +118,7 @@ def test_frozen_weights_are_snapshotted_but_add_nothing():
     assert _penalty(model) == 0.0
     backbone.trainable = True
     expected = 0.5 * sum(int(np.prod(v.shape)) for v in pretrained)
-    np.testing.assert_allclose(
-        _penalty(model), expected, rtol=1e-5
-    )
+    np.testing.assert_allclose(_penalty(model), expected, rtol=1e-5)
 
 
 def test_remove_and_reapply():
@@ -158,9 +156,9 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match=r"argument `backbone`"):
         apply_l2sp(model, stranger)
     inputs = keras.Input((6,))
-    outputs = keras.layers.Dense(
-        3, kernel_regularizer="l2", name="head"
-    )(backbone(inputs))
+    outputs = keras.layers.Dense(3, kernel_regularizer="l2", name="head")(
+        backbone(inputs)
+    )
     with pytest.raises(ValueError, match=r"already has the regularizer"):
         apply_l2sp(keras.Model(inputs, outputs), backbone)
 

@@ -47,8 +47,10 @@ def test_learning_rate_follows_the_sweep_in_graph():
     # loss = w + 100 with gradient 1: each step lowers w by exactly the
     # learning rate, so the recorded losses reveal every rate used.
     model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False,
-                                               kernel_initializer="zeros")]
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros"),
+        ]
     )
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss=_offset_loss)
     x = np.ones((8, 1), "float32")
@@ -57,12 +59,16 @@ def test_learning_rate_follows_the_sweep_in_graph():
     )
     expected_lrs = np.geomspace(1e-3, 1.0, 4)
     np.testing.assert_allclose(result.lrs, expected_lrs, rtol=1e-6)
-    expected_losses = 100.0 - np.concatenate([[0.0], np.cumsum(expected_lrs)[:-1]])
+    expected_losses = 100.0 - np.concatenate(
+        [[0.0], np.cumsum(expected_lrs)[:-1]]
+    )
     np.testing.assert_allclose(result.raw_losses, expected_losses, rtol=1e-6)
     np.testing.assert_allclose(result.losses, result.raw_losses)
     assert not result.diverged
     # Restored: the kernel is back to zero and the rate to 0.5.
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.weights[0]), 0)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model.weights[0]), 0
+    )
     assert float(model.optimizer.learning_rate) == 0.5
     assert int(model.optimizer.iterations) == 0
 
@@ -74,7 +80,11 @@ def test_sweep_diverges_suggests_and_restores_bit_identical(tmp_path):
     before = _state(model)
     path = tmp_path / "lr.png"
     result = lr_find(
-        model, (x, y), min_lr=1e-5, max_lr=100.0, num_steps=60,
+        model,
+        (x, y),
+        min_lr=1e-5,
+        max_lr=100.0,
+        num_steps=60,
         plot_path=str(path),
     )
     after = _state(model)

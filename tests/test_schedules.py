@@ -77,7 +77,8 @@ def test_inverse_square_root_decay_is_t5_and_vaswani():
     t5 = schedules.InverseSquareRootDecay(0.01, timescale=10000)
     steps = [0, 5000, 10000, 40000, 1000000]
     np.testing.assert_allclose(
-        _values(t5, steps), [1 / math.sqrt(max(s, 10000)) for s in steps],
+        _values(t5, steps),
+        [1 / math.sqrt(max(s, 10000)) for s in steps],
         rtol=1e-5,
     )
     d_model, warmup = 512, 4000
@@ -85,17 +86,13 @@ def test_inverse_square_root_decay_is_t5_and_vaswani():
         d_model**-0.5 * warmup**-0.5, warmup_steps=warmup
     )
     steps = [1, 1000, 3999, 4000, 20000]
-    expected = [
-        d_model**-0.5 * min(s**-0.5, s * warmup**-1.5) for s in steps
-    ]
+    expected = [d_model**-0.5 * min(s**-0.5, s * warmup**-1.5) for s in steps]
     np.testing.assert_allclose(_values(vaswani, steps), expected, rtol=1e-4)
 
 
 def test_dann_decay_matches_formula():
     schedule = schedules.DANNDecay(0.01, total_steps=100)
-    expected = [
-        0.01 / (1 + 10 * min(s / 100, 1)) ** 0.75 for s in STEPS
-    ]
+    expected = [0.01 / (1 + 10 * min(s / 100, 1)) ** 0.75 for s in STEPS]
     np.testing.assert_allclose(_values(schedule), expected, rtol=1e-5)
     custom = schedules.DANNDecay(0.1, total_steps=50, alpha=5.0, beta=0.5)
     expected = [0.1 / (1 + 5 * min(s / 50, 1)) ** 0.5 for s in STEPS]
@@ -200,47 +197,63 @@ def test_trains_in_fit_and_saves(schedule, tmp_path):
     assert restored_schedule.get_config() == schedule.get_config()
 
 
-@pytest.mark.parametrize(
-    "build, argument, value",
-    [
-        (lambda: schedules.LinearWarmup(1e-3, 0), "warmup_steps", "0"),
-        (lambda: schedules.LinearWarmup(abs, 5), "schedule", "<built-in"),
-        (lambda: schedules.LinearWarmup(-1e-3, 5), "schedule", "-0.001"),
-        (lambda: schedules.LinearWarmup(1e-3, 5, -1.0), "initial_learning_rate",
-         "-1.0"),
-        (lambda: schedules.InverseSquareRootDecay(0.0), "initial_learning_rate",
-         "0.0"),
-        (lambda: schedules.InverseSquareRootDecay(1e-3, warmup_steps=-1),
-         "warmup_steps", "-1"),
-        (lambda: schedules.InverseSquareRootDecay(
-            1e-3, warmup_steps=100, timescale=50), "timescale", "50"),
-        (lambda: schedules.DANNDecay(-0.1, 100), "initial_learning_rate",
-         "-0.1"),
-        (lambda: schedules.DANNDecay(0.1, 0), "total_steps", "0"),
-        (lambda: schedules.DANNDecay(0.1, 10, alpha=-1.0), "alpha", "-1.0"),
-        (lambda: schedules.DANNDecay(0.1, 10.5), "total_steps", "10.5"),
-        (lambda: schedules.OneCycle(0.0, 100), "max_learning_rate", "0.0"),
-        (lambda: schedules.OneCycle(0.1, 1), "total_steps", "1"),
-        (lambda: schedules.OneCycle(0.1, 100, pct_start=1.0), "pct_start",
-         "1.0"),
-        (lambda: schedules.OneCycle(0.1, 10, pct_start=0.1), "pct_start",
-         "0.1"),
-        (lambda: schedules.OneCycle(0.1, 100, div_factor=0.5), "div_factor",
-         "0.5"),
-        (lambda: schedules.OneCycle(0.1, 100, final_div_factor=0.1),
-         "final_div_factor", "0.1"),
-        (lambda: schedules.OneCycle(0.1, 100, anneal_strategy="exp"),
-         "anneal_strategy", "'exp'"),
-        (lambda: schedules.DANNLambda(0), "total_steps", "0"),
-        (lambda: schedules.DANNLambda(10, gamma=0.0), "gamma", "0.0"),
-        (lambda: schedules.DANNLambda(10, max_value=-1.0), "max_value",
-         "-1.0"),
-    ],
-)
-def test_bad_arguments_raise(build, argument, value):
-    with pytest.raises(
-        ValueError,
-        match=rf"Invalid value received for argument `{argument}`.*"
-        rf"Received: {argument}={value}",
-    ):
-        build()
+BAD_ARGUMENTS = [
+    (lambda: schedules.LinearWarmup(1e-3, 0), "warmup_steps", "0"),
+    (lambda: schedules.LinearWarmup(abs, 5), "schedule", "<built-in"),
+    (lambda: schedules.LinearWarmup(-1e-3, 5), "schedule", "-0.001"),
+    (
+        lambda: schedules.LinearWarmup(1e-3, 5, -1.0),
+        "initial_learning_rate",
+        "-1.0",
+    ),
+    (
+        lambda: schedules.InverseSquareRootDecay(0.0),
+        "initial_learning_rate",
+        "0.0",
+    ),
+    (
+        lambda: schedules.InverseSquareRootDecay(1e-3, warmup_steps=-1),
+        "warmup_steps",
+        "-1",
+    ),
+    (
+        lambda: schedules.InverseSquareRootDecay(
+            1e-3, warmup_steps=100, timescale=50
+        ),
+        "timescale",
+        "50",
+    ),
+    (lambda: schedules.DANNDecay(-0.1, 100), "initial_learning_rate", "-0.1"),
+    (lambda: schedules.DANNDecay(0.1, 0), "total_steps", "0"),
+    (lambda: schedules.DANNDecay(0.1, 10, alpha=-1.0), "alpha", "-1.0"),
+    (lambda: schedules.DANNDecay(0.1, 10.5), "total_steps", "10.5"),
+    (lambda: schedules.OneCycle(0.0, 100), "max_learning_rate", "0.0"),
+    (lambda: schedules.OneCycle(0.1, 1), "total_steps", "1"),
+    (lambda: schedules.OneCycle(0.1, 100, pct_start=1.0), "pct_start", "1.0"),
+    (lambda: schedules.OneCycle(0.1, 10, pct_start=0.1), "pct_start", "0.1"),
+    (lambda: schedules.OneCycle(0.1, 100, div_factor=0.5), "div_factor", "0.5"),
+    (
+        lambda: schedules.OneCycle(0.1, 100, final_div_factor=0.1),
+        "final_div_factor",
+        "0.1",
+    ),
+    (
+        lambda: schedules.OneCycle(0.1, 100, anneal_strategy="exp"),
+        "anneal_strategy",
+        "'exp'",
+    ),
+    (lambda: schedules.DANNLambda(0), "total_steps", "0"),
+    (lambda: schedules.DANNLambda(10, gamma=0.0), "gamma", "0.0"),
+    (lambda: schedules.DANNLambda(10, max_value=-1.0), "max_value", "-1.0"),
+]
+
+
+def test_bad_arguments_raise():
+    # One test over all cases: a test each would mostly time the fixture.
+    for build, argument, value in BAD_ARGUMENTS:
+        with pytest.raises(
+            ValueError,
+            match=rf"Invalid value received for argument `{argument}`.*"
+            rf"Received: {argument}={value}",
+        ):
+            build()

@@ -97,7 +97,9 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         schedule = self.schedule
-        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        if isinstance(
+            schedule, keras.optimizers.schedules.LearningRateSchedule
+        ):
             schedule = keras.saving.serialize_keras_object(schedule)
         return {
             "schedule": schedule,
