@@ -26,6 +26,7 @@ _API = {
     "build_classifier": ("keras_transfer.models", "build_classifier"),
     "fit_staged": ("keras_transfer.staged", "fit_staged"),
     "lr_find": ("keras_transfer.lr_finder", "lr_find"),
+    "LRFinderResult": ("keras_transfer.lr_finder", "LRFinderResult"),
     "export": ("keras_transfer.export", "export"),
     "ExportResult": ("keras_transfer.export", "ExportResult"),
     "adaptation": ("keras_transfer.adaptation", None),
