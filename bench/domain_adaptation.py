@@ -38,7 +38,7 @@ def parse_args():
     parser.add_argument("--source", default="digits")
     parser.add_argument("--target", default="digits-m")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--lambda-max", type=float, default=1.0)
@@ -58,7 +58,7 @@ def feature_extractor():
             keras.layers.Conv2D(48, 5, activation="relu", padding="same"),
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(128, activation="tanh"),
         ],
         name="features",
     )
