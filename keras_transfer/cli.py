@@ -102,7 +102,11 @@ def _parser():
     demo = commands.add_parser(
         "demo", help="Offline transfer-learning story on digits -> digits-m."
     )
-    demo.add_argument("--out", default=os.path.join("runs", "demo"))
+    demo.add_argument(
+        "--out",
+        help="Output folder (default: a new runs/demo-<date>-<time>, so a "
+        "second demo never meets the first one's files).",
+    )
     demo.add_argument("--quick", action="store_true", help="Smaller, faster variant.")
     demo.add_argument("--overwrite", action="store_true")
     demo.set_defaults(run=_demo)
@@ -251,7 +255,10 @@ def _export(args):
 def _demo(args):
     from keras_transfer import demo
 
-    demo.run(out=args.out, quick=args.quick, overwrite=args.overwrite)
+    import time
+
+    out = args.out or os.path.join("runs", time.strftime("demo-%Y%m%d-%H%M%S"))
+    demo.run(out=out, quick=args.quick, overwrite=args.overwrite)
     return 0
 
 
