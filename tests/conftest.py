@@ -11,15 +11,24 @@ def pytest_addoption(parser):
         action="store_true",
         help="Run tests that need network downloads (pretrained weights, tfds).",
     )
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="Run slow offline tests (every zoo entry built and trained).",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--run-large"):
-        return
-    skip = pytest.mark.skip(reason="needs network downloads; use --run-large")
-    for item in items:
-        if "large" in item.keywords:
-            item.add_marker(skip)
+    for marker, option, reason in (
+        ("large", "--run-large", "needs network downloads"),
+        ("slow", "--run-slow", "slow offline test"),
+    ):
+        if config.getoption(option):
+            continue
+        skip = pytest.mark.skip(reason=f"{reason}; use {option}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,9 @@ from keras_transfer.zoo import registry
 
 # Built and trained one step in every run: one entry per builder (the other
 # entries differ only in metadata, which the walk below checks).
-# `test_build_every_task` builds and trains them all; it is marked large as it
-# takes many minutes per backend on 2 CPU cores (and KerasHub entries download).
+# `test_build_every_task` builds and trains them all: offline entries are
+# marked slow (many minutes per backend on 2 CPU cores; `--run-slow`), KerasHub
+# entries that download their preset are marked large (`--run-large`).
 TRAINED = (
     "test/tiny_cnn",
     "image_classification/mobilenetv3small",
@@ -102,8 +103,15 @@ def test_minilm_text_task_builds_from_local_preset_and_trains():
     assert model.predict(texts, verbose=0).shape == (2, 2)
 
 
-@pytest.mark.large
-@pytest.mark.parametrize("name", zoo.list_tasks())
+def _walk_mark(name):
+    spec = zoo.get_task(name)
+    needs_download = spec.preset_fixes_inputs and spec.large
+    return pytest.param(
+        name, marks=pytest.mark.large if needs_download else pytest.mark.slow
+    )
+
+
+@pytest.mark.parametrize("name", [_walk_mark(n) for n in zoo.list_tasks()])
 def test_build_every_task(name):
     """Builds every entry (KerasHub ones download their preset config)."""
     spec = zoo.get_task(name)
