@@ -8,8 +8,13 @@ test split (mean and std over seeds):
 - dann, coral, mmd: `keras_transfer.adaptation` models, plain `model.fit`,
 - target_only: supervised on the labelled target train split (ceiling).
 
-Every run uses the same balanced batches (`paired_dataset`), Adam with the
-DANN learning-rate annealing and, for DANN, the DANN lambda ramp.
+Every run uses the same model (per-image standardisation, conv 32-48, dense
+128 tanh features, linear label head), the same balanced batches
+(`paired_dataset`), Adam with the DANN learning-rate annealing and, for DANN,
+the DANN lambda ramp. The flags (`--batch-norm`, `--feature-units`,
+`--head-units`, `--disc-units`, `--disc-dropout`, `--coral-weight`,
+`--mmd-weight`, `--optimizer`, `--lr`, ...) change that setup for every method
+alike; the JSON records the configuration it ran.
 
     python bench/domain_adaptation.py --backend jax
     python bench/domain_adaptation.py --backend tensorflow --seeds 3
@@ -43,25 +48,56 @@ def parse_args():
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--lambda-max", type=float, default=1.0)
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument(
+        "--standardize", action=argparse.BooleanOptionalAction, default=True,
+        help="per-image standardisation (zero mean, unit std) as the first layer",
+    )
+    parser.add_argument(
+        "--batch-norm", action=argparse.BooleanOptionalAction, default=False,
+        help="BatchNormalization after each conv (statistics of the mixed batch)",
+    )
+    parser.add_argument(
+        "--feature-units", type=int, default=128,
+        help="width of the tanh feature layer; 0 = the flattened conv output",
+    )
+    parser.add_argument("--disc-units", type=int, nargs="+", default=[100])
+    parser.add_argument(
+        "--head-units", type=int, nargs="*", default=[],
+        help="hidden layers of the label head (the DANN paper: 100 100)",
+    )
+    parser.add_argument("--coral-weight", type=float, default=1.0)
+    parser.add_argument("--mmd-weight", type=float, default=1.0)
+    parser.add_argument("--disc-dropout", type=float, default=0.0)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--results-dir", default=None, help="write results here instead")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     return parser.parse_args()
 
 
-def feature_extractor():
+def standardize(images):
+    from keras import ops
+
+    mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
+    std = ops.std(images, axis=(1, 2, 3), keepdims=True)
+    return (images - mean) / (std + 1e-3)
+
+
+def feature_extractor(args):
     import keras
 
-    return keras.Sequential(
-        [
-            keras.layers.Rescaling(1.0 / 255),
-            keras.layers.Conv2D(32, 5, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(48, 5, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="tanh"),
-        ],
-        name="features",
-    )
+    if args.standardize:
+        layers = [keras.layers.Lambda(standardize)]
+    else:
+        layers = [keras.layers.Rescaling(1.0 / 255)]
+    for filters in (32, 48):
+        layers.append(keras.layers.Conv2D(filters, 5, padding="same"))
+        if args.batch_norm:
+            layers.append(keras.layers.BatchNormalization())
+        layers += [keras.layers.ReLU(), keras.layers.MaxPooling2D()]
+    layers.append(keras.layers.Flatten())
+    if args.feature_units:
+        layers.append(keras.layers.Dense(args.feature_units, activation="tanh"))
+    return keras.Sequential(layers, name="features")
 
 
 def build(method, input_shape, total_steps, args):
@@ -72,29 +108,41 @@ def build(method, input_shape, total_steps, args):
 
     if args.optimizer == "adam":
         optimizer = keras.optimizers.Adam(
-            schedules.DANNDecay(initial_learning_rate=1e-3, total_steps=total_steps)
+            schedules.DANNDecay(
+                initial_learning_rate=args.lr or 1e-3, total_steps=total_steps
+            )
         )
     else:
         optimizer = keras.optimizers.SGD(
-            schedules.DANNDecay(initial_learning_rate=1e-2, total_steps=total_steps),
+            schedules.DANNDecay(
+                initial_learning_rate=args.lr or 1e-2, total_steps=total_steps
+            ),
             momentum=0.9,
         )
-    features = feature_extractor()
-    head = keras.layers.Dense(10, name="label_head")
+    features = feature_extractor(args)
+    head = keras.Sequential(
+        [keras.layers.Dense(units, activation="relu") for units in args.head_units]
+        + [keras.layers.Dense(10)],
+        name="label_head",
+    )
     common = dict(optimizer=optimizer, input_shape=input_shape)
     if method == "dann":
         return adaptation.build_dann(
             features,
             head,
-            discriminator=adaptation.default_discriminator(units=(100,), dropout=0.0),
+            discriminator=adaptation.default_discriminator(
+                units=tuple(args.disc_units), dropout=args.disc_dropout
+            ),
             hp_lambda=schedules.DANNLambda(
                 total_steps=total_steps, max_value=args.lambda_max
             ),
             **common,
         )
     if method == "mmd":
-        return adaptation.build_mmd(features, head, **common)
-    weight = 0.0 if method in ("source_only", "target_only") else 1.0
+        return adaptation.build_mmd(
+            features, head, domain_loss_weight=args.mmd_weight, **common
+        )
+    weight = 0.0 if method in ("source_only", "target_only") else args.coral_weight
     return adaptation.build_coral(features, head, domain_loss_weight=weight, **common)
 
 
@@ -188,6 +236,9 @@ def main():
     x_test, y_test = load_builtin(args.target, "test", image_size=size)
     data = (x_source, y_source, x_target, y_target, x_test, y_test)
 
+    if args.results_dir:
+        global RESULTS
+        RESULTS = pathlib.Path(args.results_dir)
     results = {}
     plotted = {}
     for method in args.methods:
@@ -214,6 +265,7 @@ def main():
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "image_size": size,
+        "config": {k: v for k, v in vars(args).items() if k not in ("backend", "results_dir")},
         "methods": results,
     }
     (RESULTS / f"domain_adaptation_{backend}.json").write_text(json.dumps(summary, indent=2))
