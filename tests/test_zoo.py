@@ -115,8 +115,12 @@ def _walk_mark(name):
 def test_build_every_task(name):
     """Builds every entry (KerasHub ones download their preset config)."""
     spec = zoo.get_task(name)
-    if spec.kind == "text_classification":
+    if len(spec.input_shape) == 1:  # token ids: text tasks
         zoo.build(name, num_classes=2, weights=None)
+    elif "nasnet" in spec.backbone.lower() and keras.backend.backend() == "torch":
+        # keras.applications refuses NASNet on torch; the error must say so.
+        with pytest.raises(ValueError, match="not available with the torch"):
+            _train_one_step(name)
     else:
         _train_one_step(name)
 
