@@ -12,9 +12,10 @@ Two domains for domain-adaptation experiments that run without a network:
 The two domains use disjoint digit images, and each has its own stratified
 train/test split (40% / 10% / 40% / 10% of every class for source-train,
 source-test, target-train, target-test). The split is fixed, the same for
-every `seed`, so no image ever crosses domains or splits. Train patches are
-cropped from the left 70% of each photograph and test patches from the right
-30%, so test colours are unseen at training time.
+every `seed`, so no image ever crosses domains or splits. Train and test
+patches are independent random crops of the same photographs (separate random
+streams), so the target train and test splits are one distribution, as in
+MNIST-M.
 """
 
 import difflib
@@ -27,7 +28,6 @@ _SPLITS = ("train", "test")
 # Fraction of every class in (source-train, source-test, target-train, target-test).
 _SPLIT_FRACTIONS = (0.4, 0.1, 0.4, 0.1)
 _SPLIT_SEED = 20160101  # Fixed: the domain and train/test split never depend on `seed`.
-_TRAIN_PATCH_COLUMNS = 0.7  # Train patches come from the left 70% of each photograph.
 
 
 def list_builtins():
@@ -146,11 +146,9 @@ def _photo_patches(count, size, split, seed):
     for i in range(count):
         photo = photos[rng.randint(len(photos))]
         height, width = photo.shape[:2]
-        boundary = int(width * _TRAIN_PATCH_COLUMNS)
-        left, right = (0, boundary) if split == "train" else (boundary, width)
-        crop = min(size, height, right - left)
+        crop = min(size, height, width)
         top = rng.randint(height - crop + 1)
-        start = left + rng.randint(right - left - crop + 1)
+        start = rng.randint(width - crop + 1)
         patch = photo[top : top + crop, start : start + crop]
         if crop != size:
             patch = np.asarray(Image.fromarray(patch).resize((size, size), Image.BILINEAR))
