@@ -380,8 +380,10 @@ def paired_dataset(
         target: Array of unlabelled rows, or a `tf.data.Dataset` of
             unbatched rows (`(x, ...)` tuples keep `x`).
         batch_size: Even integer >= 2. Defaults to `64`.
-        num_classes: Optional integer. When given, array labels are checked
-            to lie in `[0, num_classes)`.
+        num_classes: Optional integer. When given, labels are checked to lie
+            in `[0, num_classes)`: array labels at once, `tf.data` labels in
+            the pipeline (iterating a batch with a bad label raises
+            `tf.errors.InvalidArgumentError` naming it).
         shuffle: Boolean. Shuffle each domain every pass. Defaults to `True`.
         seed: Optional integer shuffle seed.
         steps_per_epoch: Optional integer. Batches per epoch; required for
@@ -416,11 +418,19 @@ def paired_dataset(
                 f"source={type(source).__name__}, target={type(target).__name__}"
             )
         source_ds, target_ds, sizes = _check_datasets(source, target, steps_per_epoch)
+        label_spec = source_ds.element_spec[1]
+        if not label_spec.dtype.is_integer:
+            raise ValueError(
+                "Invalid value received for argument `source`. Labels must be "
+                f"integer class indices. Received: y dtype={label_spec.dtype.name}"
+            )
+        check_labels = num_classes is not None
     else:
         x_source, y_source, x_target = _check_arrays(source, target, num_classes)
         source_ds = tf.data.Dataset.from_tensor_slices((x_source, y_source))
         target_ds = tf.data.Dataset.from_tensor_slices(x_target)
         sizes = [len(x_source), len(x_target)]
+        check_labels = False  # Checked above, once, on the arrays.
     if steps_per_epoch is None:
         steps_per_epoch = math.ceil(max(sizes) / half)
 
@@ -431,6 +441,25 @@ def paired_dataset(
 
     def merge(source_batch, x_target_batch):
         x_source_batch, y_source_batch = source_batch
+        if check_labels:
+            # tf.data labels are only known while iterating: check each batch
+            # in the pipeline, so a bad label stops `fit` with its value
+            # instead of training on it (or failing inside the loss).
+            y_int = tf.cast(y_source_batch, "int64")
+            in_range = tf.logical_and(y_int >= 0, y_int < num_classes)
+            with tf.control_dependencies(
+                [
+                    tf.debugging.Assert(
+                        tf.reduce_all(in_range),
+                        [
+                            "Invalid value received for argument `source`. "
+                            f"Labels must lie in [0, {num_classes}). Received: label=",
+                            tf.boolean_mask(y_int, tf.logical_not(in_range))[:1],
+                        ],
+                    )
+                ]
+            ):
+                y_source_batch = tf.identity(y_source_batch)
         source_rows = tf.ones((half,), "float32")
         target_rows = tf.zeros((half,), "float32")
         x = tf.concat([x_source_batch, x_target_batch], axis=0)

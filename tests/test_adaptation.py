@@ -69,6 +69,24 @@ def test_paired_dataset_from_tf_data():
     )) == 3
 
 
+def test_paired_dataset_checks_tf_data_labels_while_iterating():
+    import tensorflow as tf
+
+    x_source, y_source, x_target = _data()
+    target = tf.data.Dataset.from_tensor_slices(x_target)
+    good = tf.data.Dataset.from_tensor_slices((x_source, y_source))
+    assert len(_batches(adaptation.paired_dataset(good, target, batch_size=4, num_classes=3))) == 12
+    labels = y_source.copy()
+    labels[5] = 7
+    bad = tf.data.Dataset.from_tensor_slices((x_source, labels))
+    dataset = adaptation.paired_dataset(bad, target, batch_size=4, num_classes=3, shuffle=False)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[0, 3\)[\s\S]*7"):
+        _batches(dataset)
+    floats = tf.data.Dataset.from_tensor_slices((x_source, y_source.astype("float32")))
+    with pytest.raises(ValueError, match="integer class indices"):
+        adaptation.paired_dataset(floats, target, batch_size=4)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
