@@ -391,10 +391,11 @@ def paired_dataset(
             `ceil(max(n_source, n_target) / (batch_size // 2))`.
 
     Returns:
-        A `tf.data.Dataset` usable by `fit` on every backend.
+        For arrays, a `PairedArrays` (a `keras.utils.PyDataset`: numpy only,
+        no TensorFlow needed, so it serves JAX and torch installs too); for
+        `tf.data` inputs, a `tf.data.Dataset`. Both work with `fit` on every
+        backend.
     """
-    import tensorflow as tf
-
     if not isinstance(batch_size, int) or batch_size < 2 or batch_size % 2:
         raise ValueError(
             "Invalid value received for argument `batch_size`. Expected an "
@@ -408,6 +409,14 @@ def paired_dataset(
             f"an integer >= 1. Received: steps_per_epoch={steps_per_epoch}"
         )
     half = batch_size // 2
+    if not (_is_tf_dataset(source) or _is_tf_dataset(target)):
+        x_source, y_source, x_target = _check_arrays(source, target, num_classes)
+        return PairedArrays(
+            (x_source, y_source), x_target, half, shuffle, seed, steps_per_epoch
+        )
+
+    import tensorflow as tf
+
     if isinstance(source, tf.data.Dataset) or isinstance(target, tf.data.Dataset):
         if not (
             isinstance(source, tf.data.Dataset) and isinstance(target, tf.data.Dataset)
@@ -425,12 +434,6 @@ def paired_dataset(
                 f"integer class indices. Received: y dtype={label_spec.dtype.name}"
             )
         check_labels = num_classes is not None
-    else:
-        x_source, y_source, x_target = _check_arrays(source, target, num_classes)
-        source_ds = tf.data.Dataset.from_tensor_slices((x_source, y_source))
-        target_ds = tf.data.Dataset.from_tensor_slices(x_target)
-        sizes = [len(x_source), len(x_target)]
-        check_labels = False  # Checked above, once, on the arrays.
     if steps_per_epoch is None:
         steps_per_epoch = math.ceil(max(sizes) / half)
 
@@ -478,3 +481,73 @@ def paired_dataset(
         (batches(source_ds, source_size), batches(target_ds, target_size))
     )
     return paired.take(steps_per_epoch).map(merge).prefetch(tf.data.AUTOTUNE)
+
+
+def _is_tf_dataset(value):
+    """True for a `tf.data.Dataset`, without importing TensorFlow."""
+    return any(
+        cls.__module__.startswith("tensorflow") and cls.__name__ == "DatasetV2"
+        for cls in type(value).__mro__
+    )
+
+
+class PairedArrays(keras.utils.PyDataset):
+    """Balanced source/target batches from arrays; see `paired_dataset`.
+
+    Numpy only. Each domain is read as an endless stream of shuffled passes
+    (pass `k` uses its own permutation drawn from `seed` and `k`), and batch
+    `i` of epoch `e` takes the next `half` rows of each stream. A batch is a
+    pure function of `(seed, e, i)`: the order does not depend on which
+    worker asks for it, and the shorter domain cycles without repeats inside
+    a pass.
+    """
+
+    def __init__(self, source, x_target, half, shuffle=True, seed=None, steps_per_epoch=None):
+        super().__init__()
+        self.x_source, self.y_source = source
+        self.x_target = x_target
+        self.half = half
+        self.shuffle = shuffle
+        self.seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
+        self.steps_per_epoch = steps_per_epoch or math.ceil(
+            max(len(self.x_source), len(self.x_target)) / half
+        )
+        self.epoch = 0
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def _rows(self, domain, size, step):
+        """Indices of rows `step * half ... + half` of a domain's stream."""
+        positions = np.arange(step * self.half, (step + 1) * self.half)
+        passes, offsets = np.divmod(positions, size)
+        rows = np.empty_like(positions)
+        for k in np.unique(passes):
+            if self.shuffle:
+                order = np.random.default_rng([self.seed, domain, int(k)]).permutation(size)
+            else:
+                order = np.arange(size)
+            rows[passes == k] = order[offsets[passes == k]]
+        return rows
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.steps_per_epoch:
+            raise IndexError(f"Batch index out of range: {index}")
+        step = self.epoch * self.steps_per_epoch + index
+        source = self._rows(0, len(self.x_source), step)
+        target = self._rows(1, len(self.x_target), step)
+        half = self.half
+        x = np.concatenate([self.x_source[source], self.x_target[target]], axis=0)
+        y_source = self.y_source[source]
+        y = {
+            "label": np.concatenate([y_source, np.zeros_like(y_source)]),
+            "domain": np.concatenate([np.zeros(half, "float32"), np.ones(half, "float32")]),
+        }
+        weights = {
+            "label": np.concatenate([np.full(half, 2.0, "float32"), np.zeros(half, "float32")]),
+            "domain": np.ones(2 * half, "float32"),
+        }
+        return x, y, weights

@@ -23,10 +23,60 @@ def _parts(d=6, classes=3):
 
 
 def _batches(dataset):
+    if isinstance(dataset, keras.utils.PyDataset):
+        batches = [dataset[i] for i in range(len(dataset))]
+        dataset.on_epoch_end()
+        return batches
     return [
         keras.tree.map_structure(lambda t: np.asarray(t), batch)
         for batch in dataset.as_numpy_iterator()
     ]
+
+
+def test_paired_arrays_stream_is_seeded_and_continues_across_epochs():
+    x_source, y_source, x_target = _data()
+    first = adaptation.paired_dataset((x_source, y_source), x_target, batch_size=8, seed=3)
+    again = adaptation.paired_dataset((x_source, y_source), x_target, batch_size=8, seed=3)
+    other = adaptation.paired_dataset((x_source, y_source), x_target, batch_size=8, seed=4)
+    assert isinstance(first, keras.utils.PyDataset)
+    epoch_0, epoch_1 = _batches(first), _batches(first)
+    for a, b in zip(epoch_0, _batches(again)):  # same seed: same batches, in any order asked
+        np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(epoch_0[0][0], _batches(other)[0][0])
+    assert not np.array_equal(epoch_0[0][0], epoch_1[0][0])  # reshuffled each epoch
+    # Two epochs = 48 target rows from 10: passes 0-3 each use every row once.
+    target = np.concatenate([x[4:] for x, _, _ in epoch_0 + epoch_1])
+    for k in range(4):
+        rows = {tuple(row) for row in target[10 * k : 10 * (k + 1)]}
+        assert rows == set(map(tuple, x_target))
+    with pytest.raises(IndexError):
+        first[len(first)]
+
+
+def test_paired_arrays_need_no_tensorflow():
+    import subprocess
+    import sys
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        pytest.skip("the TensorFlow backend imports TensorFlow itself")
+    code = (
+        "import sys; sys.modules['tensorflow'] = None\n"
+        "import numpy as np, keras\n"
+        "from keras_transfer import adaptation\n"
+        "x = np.random.rand(12, 6).astype('float32'); y = np.arange(12) % 3\n"
+        "features = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation='tanh')])\n"
+        "model = adaptation.build_dann(features, keras.layers.Dense(3))\n"
+        "data = adaptation.paired_dataset((x, y), x[:5], batch_size=4, num_classes=3)\n"
+        "history = model.fit(data, epochs=2, verbose=0)\n"
+        "assert len(history.history['loss']) == 2 and 'tensorflow' not in str(type(data))\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env={**__import__("os").environ, "KERAS_BACKEND": backend}, timeout=300,
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
 
 
 def test_paired_dataset_shapes_balance_and_cycling():
