@@ -68,6 +68,20 @@ def parse_args():
     parser.add_argument("--coral-weight", type=float, default=1.0)
     parser.add_argument("--mmd-weight", type=float, default=1.0)
     parser.add_argument("--disc-dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--augment", type=float, default=0.0,
+        help="random translation/rotation/zoom of this fraction on every training row",
+    )
+    parser.add_argument("--feature-dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--disc-lr-factor", type=float, default=1.0,
+        help="learning-rate factor of the DANN discriminator (LayerwiseOptimizer)",
+    )
+    parser.add_argument("--beta-1", type=float, default=0.9, help="Adam beta_1")
+    parser.add_argument(
+        "--first-activation", choices=("relu", "abs"), default="relu",
+        help="activation of the first conv; abs responds to both contrast polarities",
+    )
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--results-dir", default=None, help="write results here instead")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -85,16 +99,29 @@ def standardize(images):
 def feature_extractor(args):
     import keras
 
+    layers = []
+    if args.augment:
+        layers += [
+            keras.layers.RandomTranslation(args.augment, args.augment, fill_mode="nearest"),
+            keras.layers.RandomRotation(args.augment / 2, fill_mode="nearest"),
+            keras.layers.RandomZoom(args.augment, fill_mode="nearest"),
+        ]
     if args.standardize:
-        layers = [keras.layers.Lambda(standardize)]
+        layers += [keras.layers.Lambda(standardize)]
     else:
-        layers = [keras.layers.Rescaling(1.0 / 255)]
-    for filters in (32, 48):
+        layers += [keras.layers.Rescaling(1.0 / 255)]
+    for index, filters in enumerate((32, 48)):
         layers.append(keras.layers.Conv2D(filters, 5, padding="same"))
         if args.batch_norm:
             layers.append(keras.layers.BatchNormalization())
-        layers += [keras.layers.ReLU(), keras.layers.MaxPooling2D()]
+        if index == 0 and args.first_activation == "abs":
+            layers.append(keras.layers.Activation(keras.ops.abs))
+        else:
+            layers.append(keras.layers.ReLU())
+        layers.append(keras.layers.MaxPooling2D())
     layers.append(keras.layers.Flatten())
+    if args.feature_dropout:
+        layers.append(keras.layers.Dropout(args.feature_dropout))
     if args.feature_units:
         layers.append(keras.layers.Dense(args.feature_units, activation="tanh"))
     return keras.Sequential(layers, name="features")
@@ -110,7 +137,8 @@ def build(method, input_shape, total_steps, args):
         optimizer = keras.optimizers.Adam(
             schedules.DANNDecay(
                 initial_learning_rate=args.lr or 1e-3, total_steps=total_steps
-            )
+            ),
+            beta_1=args.beta_1,
         )
     else:
         optimizer = keras.optimizers.SGD(
@@ -118,6 +146,12 @@ def build(method, input_shape, total_steps, args):
                 initial_learning_rate=args.lr or 1e-2, total_steps=total_steps
             ),
             momentum=0.9,
+        )
+    if method == "dann" and args.disc_lr_factor != 1.0:
+        from keras_transfer.optimizers import LayerwiseOptimizer
+
+        optimizer = LayerwiseOptimizer(
+            optimizer, groups=[("discriminator/*", args.disc_lr_factor)]
         )
     features = feature_extractor(args)
     head = keras.Sequential(
@@ -167,8 +201,16 @@ def run_one(method, seed, data, args):
     model.fit(dataset, epochs=args.epochs, verbose=0)
     seconds = time.time() - start
     logits = model.classifier.predict(x_test, batch_size=256, verbose=0)
-    accuracy = float(np.mean(np.argmax(logits, axis=-1) == y_test))
-    return model, accuracy, seconds
+    correct = np.argmax(logits, axis=-1) == y_test
+    return model, correct, seconds
+
+
+def brightness_quartiles(images):
+    """Quartile index (0 = darkest) of each image's mean brightness."""
+    import numpy as np
+
+    brightness = images.reshape(len(images), -1).mean(axis=1)
+    return np.digitize(brightness, np.quantile(brightness, [0.25, 0.5, 0.75]))
 
 
 def pca_plot(models, data, path):
@@ -214,7 +256,23 @@ def write_table():
         f"| backend | {' | '.join(METHODS)} | train s / seed |\n"
         f"|---|{'---|' * len(METHODS)}---|\n"
     )
-    (RESULTS / "domain_adaptation.md").write_text(header + "\n".join(rows) + "\n")
+    quartiles = [
+        "\nTarget test accuracy (%) per quartile of image brightness, darkest to "
+        "brightest (seed mean): `|patch - digit|` inverts the digit on bright "
+        "patches, the shift that is hard to adapt to.\n",
+        "| backend | method | Q1 (dark) | Q2 | Q3 | Q4 (bright) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path in sorted(RESULTS.glob("domain_adaptation_*.json")):
+        result = json.loads(path.read_text())
+        for method, values in result["methods"].items():
+            if "by_brightness_quartile" in values:
+                cells = " | ".join(f"{v * 100:.0f}" for v in values["by_brightness_quartile"])
+                quartiles.append(f"| {result['backend']} | {method} | {cells} |")
+    text = header + "\n".join(rows) + "\n"
+    if len(quartiles) > 3:
+        text += "\n".join(quartiles) + "\n"
+    (RESULTS / "domain_adaptation.md").write_text(text)
 
 
 def main():
@@ -241,11 +299,14 @@ def main():
         RESULTS = pathlib.Path(args.results_dir)
     results = {}
     plotted = {}
+    quartile = brightness_quartiles(x_test)
     for method in args.methods:
-        accuracies, seconds = [], []
+        accuracies, seconds, by_quartile = [], [], []
         for seed in range(args.seeds):
-            model, accuracy, elapsed = run_one(method, seed, data, args)
-            accuracies.append(float(accuracy))
+            model, correct, elapsed = run_one(method, seed, data, args)
+            accuracy = float(np.mean(correct))
+            accuracies.append(accuracy)
+            by_quartile.append([float(np.mean(correct[quartile == q])) for q in range(4)])
             seconds.append(elapsed)
             print(f"{backend} {method} seed={seed} target_acc={accuracy:.3f} ({elapsed:.0f}s)", flush=True)
             if seed == 0 and method in ("source_only", "dann"):
@@ -254,6 +315,9 @@ def main():
             "mean": float(np.mean(accuracies)),
             "std": float(np.std(accuracies)),
             "accuracies": accuracies,
+            # Target test accuracy per quartile of image brightness (darkest
+            # first): |patch - digit| inverts the digit on bright patches.
+            "by_brightness_quartile": np.mean(by_quartile, axis=0).tolist(),
             "seconds_mean": float(np.mean(seconds)),
         }
     RESULTS.mkdir(parents=True, exist_ok=True)
