@@ -257,3 +257,17 @@ def test_fit_on_loaded_dataset_reduces_loss():
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     history = model.fit(datasets.load("digits", "train", image_size=16, augment=False), epochs=2, verbose=0)
     assert history.history["loss"][1] < history.history["loss"][0]
+
+
+def test_builtin_names_the_missing_install(monkeypatch):
+    import sys
+
+    from keras_transfer.datasets import builtin
+
+    builtin._digits.cache_clear()
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    try:
+        with pytest.raises(ImportError, match=r"need scikit-learn and pillow \(missing: sklearn.*keras-transfer\[datasets\]"):
+            builtin.load_builtin("digits", "train")
+    finally:
+        builtin._digits.cache_clear()

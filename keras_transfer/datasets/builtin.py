@@ -93,18 +93,29 @@ def load_builtin(name, split, image_size=32, seed=0):
     return x, digits.target[index].astype("int64")
 
 
+def _require(module):
+    """Import `module`, or say which install the built-ins need."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"The offline built-in datasets need scikit-learn and pillow "
+            f"(missing: {error.name}). Install them with "
+            f"`pip install keras-transfer[datasets]` or "
+            f"`pip install scikit-learn pillow`."
+        ) from error
+
+
 @functools.lru_cache(maxsize=1)
 def _digits():
-    from sklearn.datasets import load_digits
-
-    return load_digits()
+    return _require("sklearn.datasets").load_digits()
 
 
 @functools.lru_cache(maxsize=1)
 def _photos():
-    from sklearn.datasets import load_sample_images
-
-    return tuple(load_sample_images().images)
+    return tuple(_require("sklearn.datasets").load_sample_images().images)
 
 
 def _split_indices(labels):
@@ -122,7 +133,7 @@ def _split_indices(labels):
 
 def _upscale(images, size):
     """Bilinear resize of float images `(N, h, w)` to `(N, size, size)`."""
-    from PIL import Image
+    Image = _require("PIL.Image")
 
     return np.stack(
         [
@@ -138,7 +149,7 @@ def _upscale(images, size):
 
 def _photo_patches(count, size, split, seed):
     """Random `size` x `size` crops of sklearn's sample photographs, float32."""
-    from PIL import Image
+    Image = _require("PIL.Image")
 
     photos = _photos()
     rng = np.random.RandomState([seed, 0 if split == "train" else 1])
