@@ -417,23 +417,22 @@ def paired_dataset(
 
     import tensorflow as tf
 
-    if isinstance(source, tf.data.Dataset) or isinstance(target, tf.data.Dataset):
-        if not (
-            isinstance(source, tf.data.Dataset) and isinstance(target, tf.data.Dataset)
-        ):
-            raise ValueError(
-                "Invalid value received for arguments `source` and `target`. "
-                "Pass both as arrays or both as tf.data.Dataset. Received: "
-                f"source={type(source).__name__}, target={type(target).__name__}"
-            )
-        source_ds, target_ds, sizes = _check_datasets(source, target, steps_per_epoch)
-        label_spec = source_ds.element_spec[1]
-        if not label_spec.dtype.is_integer:
-            raise ValueError(
-                "Invalid value received for argument `source`. Labels must be "
-                f"integer class indices. Received: y dtype={label_spec.dtype.name}"
-            )
-        check_labels = num_classes is not None
+    if not (
+        isinstance(source, tf.data.Dataset) and isinstance(target, tf.data.Dataset)
+    ):
+        raise ValueError(
+            "Invalid value received for arguments `source` and `target`. "
+            "Pass both as arrays or both as tf.data.Dataset. Received: "
+            f"source={type(source).__name__}, target={type(target).__name__}"
+        )
+    source_ds, target_ds, sizes = _check_datasets(source, target, steps_per_epoch)
+    label_spec = source_ds.element_spec[1]
+    if not label_spec.dtype.is_integer:
+        raise ValueError(
+            "Invalid value received for argument `source`. Labels must be "
+            f"integer class indices. Received: y dtype={label_spec.dtype.name}"
+        )
+    check_labels = num_classes is not None
     if steps_per_epoch is None:
         steps_per_epoch = math.ceil(max(sizes) / half)
 
