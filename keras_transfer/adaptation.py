@@ -484,10 +484,10 @@ def paired_dataset(
 
 def _is_tf_dataset(value):
     """True for a `tf.data.Dataset`, without importing TensorFlow."""
-    return any(
-        cls.__module__.startswith("tensorflow") and cls.__name__ == "DatasetV2"
-        for cls in type(value).__mro__
-    )
+    import sys
+
+    tf = sys.modules.get("tensorflow")  # Not imported: cannot be a Dataset.
+    return tf is not None and isinstance(value, tf.data.Dataset)
 
 
 class PairedArrays(keras.utils.PyDataset):
@@ -512,6 +512,11 @@ class PairedArrays(keras.utils.PyDataset):
             max(len(self.x_source), len(self.x_target)) / half
         )
         self.epoch = 0
+        # The same in every batch: source rows first, then target rows.
+        zeros, ones = np.zeros(half, "float32"), np.ones(half, "float32")
+        self._domain = np.concatenate([zeros, ones])
+        self._weights = {"label": np.concatenate([2.0 * ones, zeros]), "domain": np.ones(2 * half, "float32")}
+        self._orders = {}  # (domain, pass) -> permutation, for the passes in use
 
     def __len__(self):
         return self.steps_per_epoch
@@ -525,12 +530,21 @@ class PairedArrays(keras.utils.PyDataset):
         passes, offsets = np.divmod(positions, size)
         rows = np.empty_like(positions)
         for k in np.unique(passes):
-            if self.shuffle:
-                order = np.random.default_rng([self.seed, domain, int(k)]).permutation(size)
-            else:
-                order = np.arange(size)
-            rows[passes == k] = order[offsets[passes == k]]
+            rows[passes == k] = self._order(domain, int(k), size)[offsets[passes == k]]
         return rows
+
+    def _order(self, domain, k, size):
+        """Row order of pass `k` of a domain, drawn once and kept while in use."""
+        key = (domain, k)
+        if key not in self._orders:
+            for old in [old for old in self._orders if old[0] == domain and old[1] < k - 1]:
+                del self._orders[old]
+            self._orders[key] = (
+                np.random.default_rng([self.seed, domain, k]).permutation(size)
+                if self.shuffle
+                else np.arange(size)
+            )
+        return self._orders[key]
 
     def __getitem__(self, index):
         if not 0 <= index < self.steps_per_epoch:
@@ -538,15 +552,10 @@ class PairedArrays(keras.utils.PyDataset):
         step = self.epoch * self.steps_per_epoch + index
         source = self._rows(0, len(self.x_source), step)
         target = self._rows(1, len(self.x_target), step)
-        half = self.half
         x = np.concatenate([self.x_source[source], self.x_target[target]], axis=0)
         y_source = self.y_source[source]
         y = {
             "label": np.concatenate([y_source, np.zeros_like(y_source)]),
-            "domain": np.concatenate([np.zeros(half, "float32"), np.ones(half, "float32")]),
+            "domain": self._domain,
         }
-        weights = {
-            "label": np.concatenate([np.full(half, 2.0, "float32"), np.zeros(half, "float32")]),
-            "domain": np.ones(2 * half, "float32"),
-        }
-        return x, y, weights
+        return x, y, self._weights
