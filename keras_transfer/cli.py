@@ -117,7 +117,8 @@ def _data_arguments(parser):
     parser.add_argument(
         "--data",
         required=True,
-        help="'digits', 'digits-m', 'tfds:<name>' or 'folder:<path>'.",
+        help="A built-in ('digits', 'digits-m', 'digits-rotated', 'digits-noisy', "
+        "'digits-colored'), 'tfds:<name>' or 'folder:<path>'.",
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, help="Default: the task's input size.")

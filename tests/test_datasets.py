@@ -5,7 +5,10 @@ import pytest
 from keras_transfer import datasets
 
 
-@pytest.mark.parametrize("name", ["digits", "digits-m"])
+TARGETS = ["digits-m", "digits-rotated", "digits-noisy", "digits-colored"]
+
+
+@pytest.mark.parametrize("name", ["digits", *TARGETS])
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_builtin_shapes_dtypes_and_balanced_labels(name, split):
     x, y = datasets.load_builtin(name, split, image_size=16)
@@ -53,7 +56,7 @@ def test_builtin_target_is_abs_difference_of_patch_and_source_digit():
 
     index = builtin._split_indices(load_digits().target)[2]
     grey = builtin._upscale(load_digits().images[index] * (255.0 / 16.0), 16)
-    patches = builtin._photo_patches(len(index), 16, "train", seed=0)
+    patches = builtin._photo_patches(len(index), 16, np.random.RandomState([0, 0]))
     expected = np.rint(np.abs(patches - grey[..., None]))
     x, _ = datasets.load_builtin("digits-m", "train", image_size=16)
     np.testing.assert_array_equal(x, expected.astype("uint8"))
@@ -66,8 +69,8 @@ def test_builtin_target_is_abs_difference_of_patch_and_source_digit():
 def test_builtin_train_and_test_patches_are_distinct_crops_of_one_distribution():
     from keras_transfer.datasets import builtin
 
-    train = builtin._photo_patches(400, 16, "train", seed=0)
-    test = builtin._photo_patches(400, 16, "test", seed=0)
+    train = builtin._photo_patches(400, 16, np.random.RandomState([0, 0]))
+    test = builtin._photo_patches(400, 16, np.random.RandomState([0, 1]))
     # Separate random streams: the splits are different crops (a few flat
     # sky crops may coincide by content) ...
     shared = _fingerprints(train.astype("uint8")) & _fingerprints(test.astype("uint8"))
@@ -85,8 +88,71 @@ def test_builtin_train_and_test_patches_are_distinct_crops_of_one_distribution()
     assert abs(china - flower) > 12
 
 
+def _target_grey(split, size):
+    """The clean target-domain digits every shift starts from."""
+    from sklearn.datasets import load_digits
+
+    from keras_transfer.datasets import builtin
+
+    index = builtin._split_indices(load_digits().target)[2 if split == "train" else 3]
+    return builtin._upscale(load_digits().images[index] * (255.0 / 16.0), size)
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_builtin_shifts_share_target_digits_and_draw_by_seed(name):
+    _, y_m = datasets.load_builtin("digits-m", "test", image_size=16)
+    a, y = datasets.load_builtin(name, "test", image_size=16, seed=0)
+    b, _ = datasets.load_builtin(name, "test", image_size=16, seed=0)
+    c, _ = datasets.load_builtin(name, "test", image_size=16, seed=1)
+    np.testing.assert_array_equal(y, y_m)  # same target digit images
+    np.testing.assert_array_equal(a, b)
+    assert np.mean(a != c) > 0.3
+    # Each shift really moves the images away from the clean target digits.
+    clean = _target_grey("test", 16)[..., None]
+    assert np.mean(np.abs(a.astype("float32") - clean)) > 15
+
+
+def test_builtin_rotated_digits_turn_20_to_45_degrees_and_keep_their_ink():
+    clean = _target_grey("train", 32)
+    x, _ = datasets.load_builtin("digits-rotated", "train", image_size=32)
+    grey = x[..., 0].astype("float32")
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])
+    # Ink is kept (bilinear resampling, digits stay inside the frame mostly).
+    ratio = grey.sum((1, 2)) / clean.sum((1, 2))
+    assert 0.8 < np.median(ratio) < 1.1
+    # Best matching angle, searched over -60..60 degrees, is 20-45 degrees away.
+    from PIL import Image
+
+    angles = np.arange(-60, 61, 5)
+    for image, target in zip(clean[:20], grey[:20]):
+        errors = [
+            np.abs(np.asarray(Image.fromarray(image, mode="F").rotate(a, Image.BILINEAR)) - target).mean()
+            for a in angles
+        ]
+        assert 15 <= abs(angles[int(np.argmin(errors))]) <= 50
+
+
+def test_builtin_noisy_and_colored_keep_the_digit_brighter_than_the_ground():
+    clean = _target_grey("train", 16)
+    stroke, ground = clean > 200, clean < 20
+    for name in ("digits-noisy", "digits-colored"):
+        x, _ = datasets.load_builtin(name, "train", image_size=16)
+        x = x.astype("float32")
+        for image, s, g in zip(x[:50], stroke[:50], ground[:50]):
+            if s.any() and g.any():
+                # No polarity flip, on every channel (unlike digits-m).
+                assert np.all(image[s].mean(0) > image[g].mean(0)), name
+    noisy, _ = datasets.load_builtin("digits-noisy", "train", image_size=16)
+    residual = noisy[ground].astype("float32") - 64.0
+    assert 30 < residual.std() < 45  # Gaussian noise of std 40, clipped at 0
+    colored, _ = datasets.load_builtin("digits-colored", "train", image_size=16)
+    ground_colours = np.array([image[g].mean(0) for image, g in zip(colored, ground)])
+    # Ground colours: uniform in [0, 100] per channel (+ a faint digit edge).
+    assert ground_colours.max() <= 113 and ground_colours.std(0).min() > 20
+
+
 def test_list_builtins():
-    assert datasets.list_builtins() == ["digits", "digits-m"]
+    assert datasets.list_builtins() == sorted(["digits", *TARGETS])
 
 
 def test_builtin_bad_arguments_raise_with_suggestions():

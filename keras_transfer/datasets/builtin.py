@@ -23,7 +23,10 @@ import functools
 
 import numpy as np
 
-_NAMES = ("digits", "digits-m")
+_NAMES = ("digits", "digits-m", "digits-rotated", "digits-noisy", "digits-colored")
+# Extra seed words per target domain, so the shifts never share random draws
+# (digits-m keeps the stream it had before the other shifts existed).
+_STREAMS = {"digits-m": (), "digits-rotated": (1,), "digits-noisy": (2,), "digits-colored": (3,)}
 _SPLITS = ("train", "test")
 # Fraction of every class in (source-train, source-test, target-train, target-test).
 _SPLIT_FRACTIONS = (0.4, 0.1, 0.4, 0.1)
@@ -44,13 +47,16 @@ def load_builtin(name, split, image_size=32, seed=0):
     """Load an offline built-in dataset as numpy arrays.
 
     Args:
-        name: String. `"digits"` (source domain) or `"digits-m"` (target
-            domain: digits blended with colour photo patches, as MNIST-M).
+        name: String. `"digits"` (source domain), or a target domain:
+            `"digits-m"` (digits blended with colour photo patches, as
+            MNIST-M), `"digits-rotated"`, `"digits-noisy"` or
+            `"digits-colored"` (see the module docstring).
         split: String. `"train"` or `"test"`.
         image_size: Integer >= 8. Height and width of the returned images.
             Defaults to `32`.
-        seed: Integer. Picks the colour patches of `"digits-m"`. The
-            domain and train/test split do not depend on it. Defaults to `0`.
+        seed: Integer. Picks the random part of a target domain (patches,
+            angles, noise, colours). The domain and train/test split do not
+            depend on it. Defaults to `0`.
 
     Returns:
         Tuple `(x, y)`: `x` uint8 of shape `(N, image_size, image_size, 3)`,
@@ -85,10 +91,13 @@ def load_builtin(name, split, image_size=32, seed=0):
     part = (0 if name == "digits" else 2) + (0 if split == "train" else 1)
     index = _split_indices(digits.target)[part]
     grey = _upscale(digits.images[index] * (255.0 / 16.0), image_size)
-    rgb = np.repeat(grey[..., None], 3, axis=-1)
-    if name == "digits-m":
-        patches = _photo_patches(len(index), image_size, split, seed)
-        rgb = np.abs(patches - rgb)
+    if name == "digits":
+        rgb = np.repeat(grey[..., None], 3, axis=-1)
+    else:
+        rng = np.random.RandomState(
+            [seed, 0 if split == "train" else 1, *_STREAMS[name]]
+        )
+        rgb = _SHIFTS[name](grey, rng)
     x = np.clip(np.rint(rgb), 0, 255).astype("uint8")
     return x, digits.target[index].astype("int64")
 
@@ -147,12 +156,58 @@ def _upscale(images, size):
     )
 
 
-def _photo_patches(count, size, split, seed):
+def _mnist_m(grey, rng):
+    """`|patch - digit|` per channel with random photo patches (MNIST-M)."""
+    patches = _photo_patches(len(grey), grey.shape[1], rng)
+    return np.abs(patches - grey[..., None])
+
+
+def _rotated(grey, rng):
+    """Each digit rotated by 20 to 45 degrees, clockwise or not."""
+    Image = _require("PIL.Image")
+
+    angles = rng.uniform(20.0, 45.0, len(grey)) * rng.choice([-1.0, 1.0], len(grey))
+    rotated = np.stack(
+        [
+            np.asarray(Image.fromarray(image, mode="F").rotate(angle, Image.BILINEAR))
+            for image, angle in zip(grey.astype("float32"), angles)
+        ]
+    )
+    return np.repeat(rotated[..., None], 3, axis=-1)
+
+
+def _noisy(grey, rng):
+    """Half contrast on a grey ground, blurred, plus Gaussian noise (std 40)."""
+    ndimage = _require("scipy.ndimage")  # scipy comes with scikit-learn
+
+    sigma = grey.shape[1] / 32.0
+    blurred = ndimage.gaussian_filter(grey, sigma=(0, sigma, sigma))
+    rgb = np.repeat((64.0 + 0.5 * blurred)[..., None], 3, axis=-1)
+    return rgb + rng.normal(0.0, 40.0, rgb.shape)
+
+
+def _colored(grey, rng):
+    """A bright random-colour digit on a dark random-colour ground."""
+    count = len(grey)
+    ground = rng.uniform(0.0, 100.0, (count, 1, 1, 3))
+    ink = rng.uniform(150.0, 255.0, (count, 1, 1, 3))
+    alpha = grey[..., None] / 255.0
+    return ground + alpha * (ink - ground)
+
+
+_SHIFTS = {
+    "digits-m": _mnist_m,
+    "digits-rotated": _rotated,
+    "digits-noisy": _noisy,
+    "digits-colored": _colored,
+}
+
+
+def _photo_patches(count, size, rng):
     """Random `size` x `size` crops of sklearn's sample photographs, float32."""
     Image = _require("PIL.Image")
 
     photos = _photos()
-    rng = np.random.RandomState([seed, 0 if split == "train" else 1])
     patches = np.empty((count, size, size, 3), "float32")
     for i in range(count):
         photo = photos[rng.randint(len(photos))]
