@@ -47,6 +47,10 @@ def parse_args():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=16)
     parser.add_argument("--lambda-max", type=float, default=1.0)
+    parser.add_argument(
+        "--lambda-schedule", choices=("ramp", "constant"), default="ramp",
+        help="DANN lambda: the DANN ramp to --lambda-max, or --lambda-max throughout",
+    )
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument(
         "--standardize", action=argparse.BooleanOptionalAction, default=True,
@@ -83,6 +87,10 @@ def parse_args():
         help="activation of the first conv; abs responds to both contrast polarities",
     )
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument(
+        "--lr-schedule", choices=("dann", "constant"), default="dann",
+        help="DANN learning-rate annealing lr / (1 + 10 p) ** 0.75, or a constant lr",
+    )
     parser.add_argument("--results-dir", default=None, help="write results here instead")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     return parser.parse_args()
@@ -133,20 +141,13 @@ def build(method, input_shape, total_steps, args):
     from keras_transfer import adaptation
     from keras_transfer import schedules
 
+    lr = args.lr or (1e-3 if args.optimizer == "adam" else 1e-2)
+    if args.lr_schedule == "dann":
+        lr = schedules.DANNDecay(initial_learning_rate=lr, total_steps=total_steps)
     if args.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(
-            schedules.DANNDecay(
-                initial_learning_rate=args.lr or 1e-3, total_steps=total_steps
-            ),
-            beta_1=args.beta_1,
-        )
+        optimizer = keras.optimizers.Adam(lr, beta_1=args.beta_1)
     else:
-        optimizer = keras.optimizers.SGD(
-            schedules.DANNDecay(
-                initial_learning_rate=args.lr or 1e-2, total_steps=total_steps
-            ),
-            momentum=0.9,
-        )
+        optimizer = keras.optimizers.SGD(lr, momentum=0.9)
     if method == "dann" and args.disc_lr_factor != 1.0:
         from keras_transfer.optimizers import LayerwiseOptimizer
 
@@ -167,8 +168,10 @@ def build(method, input_shape, total_steps, args):
             discriminator=adaptation.default_discriminator(
                 units=tuple(args.disc_units), dropout=args.disc_dropout
             ),
-            hp_lambda=schedules.DANNLambda(
-                total_steps=total_steps, max_value=args.lambda_max
+            hp_lambda=(
+                schedules.DANNLambda(total_steps=total_steps, max_value=args.lambda_max)
+                if args.lambda_schedule == "ramp"
+                else args.lambda_max
             ),
             **common,
         )

@@ -9,8 +9,10 @@ source-only per shift, and its mean and worst gain over all shifts: a method
 worth using by default gains on average and loses nowhere.
 
 Variants are `name[:key=value,...]`, with keys `lambda` (DANN ramp maximum),
-`weight` (CORAL/MMD loss weight) and `disc` (DANN discriminator widths, `-`
-separated):
+`const` (DANN: this constant lambda instead of the ramp), `weight` (CORAL/MMD
+loss weight), `disc` (DANN discriminator widths, `-` separated) and `dropout`
+(DANN discriminator dropout); `lr=constant` (any method) drops the DANN
+learning-rate annealing:
 
     python bench/domain_shifts.py --backend tensorflow
     python bench/domain_shifts.py --backend jax --variants source_only dann:lambda=0.1 mmd
@@ -59,12 +61,18 @@ def parse_variant(text, base):
             args.lambda_max = float(value)
         elif key == "weight" and method in ("coral", "mmd"):
             setattr(args, f"{method}_weight", float(value))
+        elif key == "const" and method == "dann":
+            args.lambda_max, args.lambda_schedule = float(value), "constant"
         elif key == "disc" and method == "dann":
             args.disc_units = [int(v) for v in value.split("-")]
+        elif key == "dropout" and method == "dann":
+            args.disc_dropout = float(value)
+        elif key == "lr" and value in ("dann", "constant"):
+            args.lr_schedule = value
         else:
             raise ValueError(
                 f"Invalid variant option {option!r} for method {method!r} in "
-                f"{text!r}. Allowed: dann: lambda=, disc=; coral/mmd: weight=."
+                f"{text!r}. Allowed: dann: lambda=, const=, disc=, dropout=; coral/mmd: weight=; any: lr=dann|constant."
             )
     return method, args
 
