@@ -142,7 +142,11 @@ def write_table(directory):
         "Target test accuracy (%) on digits -> each target domain, mean ± std over "
         "seeds, and the gain over source-only in points "
         "(`python bench/domain_shifts.py --backend <name>`). `mean gain` and "
-        "`worst gain` summarise the four shifts.\n"
+        "`worst gain` summarise the four shifts. Variants: `dann:lambda=x` is the "
+        "DANN ramp to x with the benchmark's discriminator (`--disc-units`, default "
+        "one layer of 100, no dropout), `const=x` a constant lambda, `disc=`/`dropout=` "
+        "another discriminator (`disc=1024-1024,dropout=0.5` is the library default); "
+        "`target_only` trains on labelled target data (the ceiling).\n"
     ]
     for path in sorted(directory.glob("domain_shifts_*.json")):
         summary = json.loads(path.read_text())
