@@ -25,7 +25,7 @@ from keras_transfer.datasets.dataset_info import DatasetInfo
 _BUILTIN_IMAGE_SIZE = 32
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 # Digits and characters change meaning when mirrored: no flips by default.
-_NO_FLIP = {"digits", "digits-m", "digits-rotated", "digits-noisy", "digits-colored", "tfds:mnist", "tfds:svhn_cropped", "tfds:emnist", "tfds:kmnist", "tfds:usps"}
+_NO_FLIP = {*list_builtins(), "tfds:mnist", "tfds:svhn_cropped", "tfds:emnist", "tfds:kmnist", "tfds:usps"}
 _SPEC_FORMS = '"tfds:<name>", "folder:<path>", (x, y) numpy arrays, or a built-in ' + str(list_builtins())
 
 
