@@ -12,7 +12,7 @@ import keras
 from keras_transfer import adaptation
 from keras_transfer.datasets import load_builtin
 from keras_transfer.schedules import DANNLambda
-from keras_transfer.zoo.builders import cnn_features
+from keras_transfer.models import cnn_features
 
 SIZE, EPOCHS, BATCH = 32, 10, 64
 source = load_builtin("digits", "train", image_size=SIZE)

@@ -7,11 +7,9 @@ on a laptop CPU; swap in e.g. "image_classification/efficientnetb0" and
 "tfds:tf_flowers" (pretrained weights and data download) for real work.
 """
 
-import keras
-
+import keras_transfer
 from keras_transfer import datasets
 from keras_transfer import zoo
-from keras_transfer.export import export
 
 TASK = "test/tiny_cnn"
 EPOCHS = 3
@@ -25,7 +23,6 @@ model.fit(train, validation_data=test, epochs=EPOCHS,
           callbacks=zoo.recipe(TASK, epochs=EPOCHS))
 print(model.evaluate(test, return_dict=True, verbose=0))
 
-path = "runs/example_export/" + ("model.onnx" if keras.backend.backend() == "torch"
-                                 else "saved_model")
-result = export(model, path, overwrite=True)
+path = keras_transfer.exporting.artifact_path("runs/example_export")
+result = keras_transfer.export(model, path, overwrite=True)
 print(f"exported {result.format} to {result.path}, max |diff| {result.max_abs_diff:.2e}")

@@ -9,8 +9,31 @@ import importlib
 
 __version__ = "0.1.0"
 
+# Public sub-modules, each reachable as `keras_transfer.<name>` (lazily).
+_MODULES = (
+    "adaptation",
+    "backbones",
+    "callbacks",
+    "cli",
+    "datasets",
+    "exporting",
+    "freezing",
+    "heads",
+    "layers",
+    "losses",
+    "lr_finder",
+    "models",
+    "optimizers",
+    "preprocessing",
+    "regularizers",
+    "schedules",
+    "testing",
+    "zoo",
+)
+
 _API = {
     # name: (module, attribute or None for the module itself)
+    **{name: (f"keras_transfer.{name}", None) for name in _MODULES},
     "freeze": ("keras_transfer.freezing", "freeze"),
     "unfreeze": ("keras_transfer.freezing", "unfreeze"),
     "select_layers": ("keras_transfer.freezing", "select_layers"),
@@ -24,21 +47,11 @@ _API = {
     ),
     "ClassificationHead": ("keras_transfer.heads", "ClassificationHead"),
     "build_classifier": ("keras_transfer.models", "build_classifier"),
-    "fit_staged": ("keras_transfer.staged", "fit_staged"),
+    "fit_staged": ("keras_transfer.callbacks", "fit_staged"),
     "lr_find": ("keras_transfer.lr_finder", "lr_find"),
     "LRFinderResult": ("keras_transfer.lr_finder", "LRFinderResult"),
-    "export": ("keras_transfer.export", "export"),
-    "ExportResult": ("keras_transfer.export", "ExportResult"),
-    "adaptation": ("keras_transfer.adaptation", None),
-    "callbacks": ("keras_transfer.callbacks", None),
-    "datasets": ("keras_transfer.datasets", None),
-    "layers": ("keras_transfer.layers", None),
-    "losses": ("keras_transfer.losses", None),
-    "optimizers": ("keras_transfer.optimizers", None),
-    "regularizers": ("keras_transfer.regularizers", None),
-    "schedules": ("keras_transfer.schedules", None),
-    "testing": ("keras_transfer.testing", None),
-    "zoo": ("keras_transfer.zoo", None),
+    "export": ("keras_transfer.exporting", "export"),
+    "ExportResult": ("keras_transfer.exporting", "ExportResult"),
 }
 
 __all__ = sorted(_API)

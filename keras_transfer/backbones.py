@@ -311,6 +311,67 @@ def _import_keras_hub():
     return keras_hub
 
 
+def check_input_shape(input_shape, like, *, min_size=1, static=False, owner):
+    """The one input-shape check of backbones and zoo tasks.
+
+    Args:
+        input_shape: The shape to check (one example, no batch dimension).
+        like: A shape of the right form: `(height, width, channels)` for
+            images (in `keras.config.image_data_format()`), `(length,)` for
+            token sequences. Its rank and channel count are required.
+        min_size: Int. Smallest image side or sequence length.
+        static: Bool. Whether `None` (any size) is refused.
+        owner: String naming what the shape is for, e.g. `"backbone
+            ResNet50 (resnet)"` or `"task 'test/tiny_cnn'"`.
+
+    Returns:
+        `input_shape` as a tuple.
+
+    Raises:
+        ValueError: naming the value, the owner and what is allowed.
+    """
+    input_shape = tuple(input_shape)
+    like = tuple(like)
+    channels_last = keras.config.image_data_format() == "channels_last"
+    image = len(like) == 3
+    if image:
+        channel_axis = -1 if channels_last else 0
+        channels = like[channel_axis]
+        allowed = (
+            f"(height, width, {channels}) in "
+            f"{keras.config.image_data_format()} with height and width "
+            f">= {min_size}" + (" and static (no None)" if static else "")
+        )
+    else:
+        allowed = f"a shape like {like} with every size >= {min_size}"
+    problem = None
+    if len(input_shape) != len(like):
+        problem = f"it must have {len(like)} dimensions, shaped like {like}"
+    elif image and input_shape[channel_axis] != channels:
+        problem = f"the model takes RGB images ({channels} channels)"
+    else:
+        sides = (
+            (input_shape[:2] if channels_last else input_shape[1:])
+            if image
+            else input_shape
+        )
+        if any(
+            s is not None and (not isinstance(s, int) or s < min_size)
+            for s in sides
+        ):
+            problem = f"it needs images of at least {min_size}px" if image else (
+                f"it needs a length of at least {min_size}"
+            )
+        elif static and None in sides:
+            problem = "its pretrained weights need a static size"
+    if problem:
+        raise ValueError(
+            f"Invalid value received for argument `input_shape` for {owner}: "
+            f"{problem}. Expected {allowed}. Received: input_shape={input_shape}"
+        )
+    return input_shape
+
+
 def _application_input_shape(spec, weights, input_shape):
     """Validates `input_shape` for `spec`, returns the shape to build with."""
     channels_last = keras.config.image_data_format() == "channels_last"
@@ -318,31 +379,45 @@ def _application_input_shape(spec, weights, input_shape):
     if input_shape is None:
         side = spec.default_size if needs_static else None
         return (side, side, 3) if channels_last else (3, side, side)
-    input_shape = tuple(input_shape)
-    allowed = (
-        f"(height, width, 3) in {keras.config.image_data_format()} with "
-        f"height and width >= {spec.min_size}"
-        + (" and static (no None) with pretrained weights" * needs_static)
+    return check_input_shape(
+        input_shape,
+        (None, None, 3) if channels_last else (3, None, None),
+        min_size=spec.min_size,
+        static=needs_static,
+        owner=f"backbone {spec.name} ({spec.family})",
     )
-    if len(input_shape) != 3:
-        problem = "it must have 3 dimensions"
-    else:
-        sides = input_shape[:2] if channels_last else input_shape[1:]
-        channels = input_shape[2] if channels_last else input_shape[0]
-        problem = None
-        if channels != 3:
-            problem = "the backbone takes RGB images (3 channels)"
-        elif any(s is not None and s < spec.min_size for s in sides):
-            problem = f"{spec.name} needs images of at least {spec.min_size}px"
-        elif needs_static and None in sides:
-            problem = f"{spec.name} pretrained weights need a static size"
-    if problem:
-        raise ValueError(
-            f"Invalid value received for argument `input_shape` for backbone "
-            f"{spec.name} ({spec.family}): {problem}. Expected {allowed}. "
-            f"Received: input_shape={input_shape}"
+
+
+def application_spec(name):
+    """The `ApplicationSpec` of a `keras.applications` backbone name.
+
+    Args:
+        name: A `keras.applications` name; case, `_` and `-` are ignored.
+
+    Returns:
+        The `ApplicationSpec` (family, preprocessing, default and minimum
+        input size) from the one table of backbone facts.
+
+    Example:
+
+    >>> keras_transfer.backbones.application_spec("convnext_tiny").default_size
+    224
+    """
+    spec = APPLICATIONS.get(_normalize(name)) if isinstance(name, str) else None
+    if spec is None:
+        close = difflib.get_close_matches(
+            _normalize(str(name)), list(APPLICATIONS), n=3
         )
-    return input_shape
+        hint = (
+            f" Did you mean {', '.join(APPLICATIONS[c].name for c in close)}?"
+            if close
+            else ""
+        )
+        raise ValueError(
+            f"Unknown keras.applications backbone: name={name!r}.{hint} "
+            "See `keras_transfer.backbones.list_backbones()`."
+        )
+    return spec
 
 
 def _load_application(spec, weights, input_shape, pooling):

@@ -21,6 +21,8 @@ import re
 
 import keras
 
+from keras_transfer import _keras_compat
+
 __all__ = ["freeze", "unfreeze", "select_layers", "iter_layers"]
 
 _SELECTOR_HELP = (
@@ -54,7 +56,7 @@ def iter_layers(model):
 def _children(layer):
     if isinstance(layer, keras.Model) and hasattr(layer, "layers"):
         return list(layer.layers)
-    return list(layer._flatten_layers(include_self=False, recursive=False))
+    return _keras_compat.direct_sublayers(layer)
 
 
 def _units(model):

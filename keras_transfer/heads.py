@@ -11,6 +11,23 @@ _POOLING_LAYERS = {
 }
 
 
+def check_num_classes(num_classes):
+    """The one rule for a number of classes: an int >= 1 (`1` is binary).
+
+    Raises:
+        ValueError: naming the value and what is allowed.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or (
+        num_classes < 1
+    ):
+        raise ValueError(
+            "Invalid value received for argument `num_classes`. Expected an "
+            "integer >= 1 (1: binary classification with one logit). "
+            f"Received: num_classes={num_classes!r}"
+        )
+    return num_classes
+
+
 @keras.saving.register_keras_serializable(package="keras_transfer")
 class ClassificationHead(keras.layers.Layer):
     """Pool -> [MLP] -> dropout -> dense classifier on top of a backbone.
@@ -62,11 +79,7 @@ class ClassificationHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                "Invalid value received for argument `num_classes`. Expected "
-                f"an integer >= 1. Received: num_classes={num_classes!r}"
-            )
+        check_num_classes(num_classes)
         if pooling not in _POOLINGS:
             raise ValueError(
                 "Invalid value received for argument `pooling`. Expected one "
@@ -175,8 +188,10 @@ class ClassificationHead(keras.layers.Layer):
         """An accuracy metric that reads this head's outputs correctly."""
         if self.num_classes == 1 or self.activation == "sigmoid":
             threshold = 0.0 if self.from_logits else 0.5
-            return [keras.metrics.BinaryAccuracy(threshold=threshold)]
-        return [keras.metrics.SparseCategoricalAccuracy()]
+            return [
+                keras.metrics.BinaryAccuracy(threshold=threshold, name="accuracy")
+            ]
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def get_config(self):
         return {

@@ -6,8 +6,9 @@ import itertools
 import keras
 import numpy as np
 
-from keras_transfer.schedules._common import check_int
-from keras_transfer.schedules._common import check_number
+from keras_transfer import _keras_compat
+from keras_transfer._validation import check_int
+from keras_transfer._validation import check_number
 
 __all__ = ["LRFinderResult", "lr_find"]
 
@@ -179,19 +180,21 @@ def lr_find(
         + list(model.metrics_variables)
     )
     saved = [np.array(keras.ops.convert_to_numpy(v)) for v in state]
-    original_learning_rate = optimizer._learning_rate
+    original_learning_rate = _keras_compat.raw_learning_rate(optimizer)
     growth = max_lr / min_lr
     lrs, raw, smoothed = [], [], []
     diverged = False
     try:
         # Keras has no public way to swap the learning rate of a
         # schedule-driven optimizer, nor to reset the step counter under
-        # gradient accumulation; `_learning_rate` and `_iterations` are what
-        # the optimizer reads, and both are put back below.
-        optimizer._learning_rate = keras.optimizers.schedules.ExponentialDecay(
-            min_lr, decay_steps=num_steps - 1, decay_rate=growth
+        # gradient accumulation; both are put back below.
+        _keras_compat.set_raw_learning_rate(
+            optimizer,
+            keras.optimizers.schedules.ExponentialDecay(
+                min_lr, decay_steps=num_steps - 1, decay_rate=growth
+            ),
         )
-        optimizer._iterations.assign(0)
+        _keras_compat.reset_iterations(optimizer)
         model.make_train_function(force=True)
         average = 0.0
         for step in range(num_steps):
@@ -213,7 +216,7 @@ def lr_find(
                 diverged = True
                 break
     finally:
-        optimizer._learning_rate = original_learning_rate
+        _keras_compat.set_raw_learning_rate(optimizer, original_learning_rate)
         for variable, value in zip(state, saved):
             variable.assign(value)
         model.make_train_function(force=True)

@@ -4,7 +4,7 @@ import os
 import keras
 import numpy as np
 
-from keras_transfer import demo
+from keras_transfer.cli import demo
 from keras_transfer.datasets import load_builtin
 
 

@@ -1,14 +1,11 @@
-import importlib
 import os
 
 import keras
 import numpy as np
 import pytest
 
-from keras_transfer.export import export
-
-# `keras_transfer.export` may be the function once re-exported; take the module.
-export_module = importlib.import_module("keras_transfer.export")
+from keras_transfer import exporting as export_module
+from keras_transfer.exporting import export
 
 
 def _image_model():

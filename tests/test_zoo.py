@@ -157,14 +157,24 @@ def test_register_rejects_non_spec():
         zoo.register_task({"name": "x"})
 
 
-@pytest.mark.parametrize("num_classes", [1, 0, -2, 2.0, True])
-def test_softmax_task_needs_two_classes(num_classes):
-    with pytest.raises(ValueError, match="num_classes"):
+@pytest.mark.parametrize("num_classes", [0, -2, 2.0, True])
+def test_bad_num_classes(num_classes):
+    with pytest.raises(ValueError, match=f"num_classes={num_classes!r}"):
         zoo.build("test/tiny_cnn", num_classes=num_classes)
 
 
+def test_one_class_builds_a_binary_model_with_the_heads_loss():
+    """The zoo follows the head's rule: num_classes=1 is one logit + BCE."""
+    model = zoo.build("test/tiny_cnn", num_classes=1, input_shape=(16, 16, 3))
+    assert model.output_shape == (None, 1)
+    assert isinstance(model.loss, keras.losses.BinaryCrossentropy)
+    x = np.random.randint(0, 256, (8, 16, 16, 3)).astype("float32")
+    history = model.fit(x, np.arange(8) % 2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
 def test_input_shape_is_checked_against_the_backbone():
-    with pytest.raises(ValueError, match="at least 75x75"):
+    with pytest.raises(ValueError, match="at least 75px"):
         zoo.build("image_classification/inceptionv3", 3, weights=None,
                   input_shape=(32, 32, 3))
     with pytest.raises(ValueError, match=r"shaped like \(32, 32, 3\)"):

@@ -9,6 +9,10 @@ import math
 
 import keras
 
+from keras_transfer.backbones import check_input_shape
+from keras_transfer.heads import ClassificationHead
+from keras_transfer.heads import check_num_classes
+from keras_transfer.models import compile_args
 from keras_transfer.zoo import registry
 
 
@@ -17,7 +21,8 @@ def build(name, num_classes, weights="imagenet", input_shape=None, compile=True)
 
     Args:
         name: String. A registered task name (see `list_tasks`).
-        num_classes: Int >= 2. Number of classes of the softmax head.
+        num_classes: Int >= 1. Number of classes (`1`: binary, one logit),
+            as for `keras_transfer.heads.ClassificationHead`.
         weights: `"imagenet"` (the backbone's pretrained weights, which may need
             a download), `None` (random initialisation), or a path to weights.
         input_shape: Tuple or `None`. Defaults to the task's `input_shape`.
@@ -37,12 +42,7 @@ def build(name, num_classes, weights="imagenet", input_shape=None, compile=True)
     ...               "image_classification/efficientnetb0", epochs=10))
     """
     spec = registry.get_task(name)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            "Invalid value received for argument `num_classes`: task "
-            f"{name!r} has a softmax head, which needs at least 2 classes. "
-            f"Received: num_classes={num_classes!r}"
-        )
+    check_num_classes(num_classes)
     registry.check_requirements(spec)
     input_shape = _check_input_shape(spec, input_shape)
     model = _BUILDERS[spec.builder](spec, num_classes, weights, input_shape)
@@ -60,13 +60,16 @@ def recipe_optimizer(recipe):
 
 
 def compile_with_recipe(model, recipe):
-    """Compile `model` with the optimizer, loss and metrics of `recipe`."""
-    model.compile(
-        optimizer=recipe_optimizer(recipe),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+    """Compile `model` with the optimizer of `recipe` and its head's loss."""
+    model.compile(**compile_args(recipe_optimizer(recipe), _find_head(model)))
     return model
+
+
+def _find_head(model):
+    heads = [
+        layer for layer in model.layers if isinstance(layer, ClassificationHead)
+    ]
+    return heads[-1] if heads else None
 
 
 def recipe(name, epochs, monitor="val_loss"):
@@ -136,21 +139,12 @@ def _check_input_shape(spec, input_shape):
         return None
     if input_shape is None:
         return tuple(spec.input_shape)
-    input_shape = tuple(input_shape)
-    if len(input_shape) != len(spec.input_shape):
-        raise ValueError(
-            f"Invalid value received for argument `input_shape`: task "
-            f"{spec.name!r} takes inputs shaped like {spec.input_shape}. "
-            f"Received: input_shape={input_shape}"
-        )
-    if len(input_shape) == 3 and min(input_shape[:2]) < spec.min_input_size:
-        raise ValueError(
-            f"Invalid value received for argument `input_shape`: the backbone "
-            f"of task {spec.name!r} needs images of at least "
-            f"{spec.min_input_size}x{spec.min_input_size} pixels. "
-            f"Received: input_shape={input_shape}"
-        )
-    return input_shape
+    return check_input_shape(
+        input_shape,
+        spec.input_shape,
+        min_size=spec.min_input_size,
+        owner=f"task {spec.name!r}",
+    )
 
 
 def _classifier(spec, num_classes, weights, input_shape):
@@ -178,7 +172,6 @@ def _adaptation(spec, num_classes, weights, input_shape):
     """
     from keras_transfer import adaptation
     from keras_transfer.backbones import load_backbone
-    from keras_transfer.heads import ClassificationHead
     from keras_transfer.schedules import DANNLambda
 
     features, preprocessing = load_backbone(
@@ -204,29 +197,15 @@ def _adaptation(spec, num_classes, weights, input_shape):
     return adaptation.build_coral(extractor, head, optimizer=optimizer, **options)
 
 
-def cnn_features(input_shape, filters=(8, 16), name="features"):
-    """A small conv feature extractor on raw uint8 images: `(batch, filters[-1])`.
-
-    `Rescaling(1/255)`, then per entry of `filters` a conv-BN-ReLU-maxpool
-    block, then global average pooling. Used by `test/tiny_cnn` and the demo.
-    """
-    inputs = keras.Input(input_shape, name="image")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
-    for index, width in enumerate(filters):
-        x = keras.layers.Conv2D(width, 3, padding="same", name=f"conv{index}")(x)
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{index}")(x)
-        x = keras.layers.ReLU(name=f"relu{index}")(x)
-        x = keras.layers.MaxPooling2D(name=f"pool{index}")(x)
-    outputs = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inputs, outputs, name=name)
-
-
 def _tiny_cnn(spec, num_classes, weights, input_shape):
-    """`cnn_features` + a softmax head, for tests and smoke runs."""
+    """`cnn_features` + a `ClassificationHead`, for tests and smoke runs."""
+    from keras_transfer.models import cnn_features
+
     _check_no_pretrained_weights(spec, weights)
     features = cnn_features(input_shape, spec.task_kwargs.get("filters", (8, 16)))
     inputs = keras.Input(input_shape, name="image")
-    outputs = keras.layers.Dense(num_classes, name="logits")(features(inputs))
+    head = ClassificationHead(num_classes, pooling=None, name="head", **spec.head)
+    outputs = head(features(inputs))
     return keras.Model(inputs, outputs, name=spec.name.replace("/", "_"))
 
 
@@ -244,7 +223,8 @@ def _tiny_text(spec, num_classes, weights, input_shape):
     inputs = keras.Input(input_shape, dtype="int32", name="token_ids")
     x = keras.layers.Embedding(spec.task_kwargs.get("vocabulary_size", 256), 16)(inputs)
     x = keras.layers.GlobalAveragePooling1D()(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    head = ClassificationHead(num_classes, pooling=None, name="head", **spec.head)
+    outputs = head(x)
     return keras.Model(inputs, outputs, name=spec.name.replace("/", "_"))
 
 

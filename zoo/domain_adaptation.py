@@ -10,7 +10,7 @@ https://arxiv.org/abs/1607.01719). Both return a compiled
 then evaluate and export `model.classifier`.
 """
 
-from keras_transfer.zoo.image_classification import APPLICATIONS
+from keras_transfer.zoo.image_classification import application_task_fields
 from keras_transfer.zoo.registry import Recipe
 from keras_transfer.zoo.registry import TaskSpec
 from keras_transfer.zoo.registry import register_task
@@ -38,16 +38,13 @@ METHODS = {
 
 for method, (description, options) in METHODS.items():
     for variant in BACKBONES:
-        application, side, min_side = APPLICATIONS[variant]
+        fields = application_task_fields(variant)
         register_task(
             TaskSpec(
                 name=f"domain_adaptation/{method}_{variant}",
                 builder="adaptation",
-                backbone=application,
-                input_shape=(side, side, 3),
-                min_input_size=min_side,
-                source=f"keras.applications.{application} (ImageNet-1k)",
-                description=f"{application} + {description}",
+                **fields,
+                description=f"{fields['backbone']} + {description}",
                 head={"dropout": 0.2},
                 trainable=True,
                 recipe=ADAPT,

@@ -5,7 +5,7 @@ frozen, BatchNormalization in inference mode), so an epoch costs one forward
 pass through the backbone. Use it with few labels or little compute.
 """
 
-from keras_transfer.zoo.image_classification import APPLICATIONS
+from keras_transfer.zoo.image_classification import application_task_fields
 from keras_transfer.zoo.registry import Recipe
 from keras_transfer.zoo.registry import TaskSpec
 from keras_transfer.zoo.registry import register_task
@@ -28,16 +28,13 @@ VARIANTS = (
 )
 
 for variant in VARIANTS:
-    application, side, min_side = APPLICATIONS[variant]
+    fields = application_task_fields(variant)
     register_task(
         TaskSpec(
             name=f"feature_extraction/{variant}",
             builder="classifier",
-            backbone=application,
-            input_shape=(side, side, 3),
-            min_input_size=min_side,
-            source=f"keras.applications.{application} (ImageNet-1k)",
-            description=f"Frozen {application} + MLP head (256 units); only the head trains.",
+            **fields,
+            description=f"Frozen {fields['backbone']} + MLP head (256 units); only the head trains.",
             head={"hidden_units": (256,), "dropout": 0.3},
             trainable=False,
             recipe=HEAD_ONLY,

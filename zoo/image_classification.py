@@ -7,6 +7,7 @@ then unfreezes the top quarter of the model's layers at epoch 3
 already lowered the learning rate.
 """
 
+from keras_transfer.backbones import application_spec
 from keras_transfer.zoo.registry import Recipe
 from keras_transfer.zoo.registry import TaskSpec
 from keras_transfer.zoo.registry import register_task
@@ -21,28 +22,42 @@ FINE_TUNE = Recipe(
     early_stopping_patience=3,
 )
 
-# variant: (keras.applications name, default image side, smallest image side)
-APPLICATIONS = {
-    "resnet50": ("ResNet50", 224, 32),
-    "resnet101": ("ResNet101", 224, 32),
-    "resnet50v2": ("ResNet50V2", 224, 32),
-    "efficientnetb0": ("EfficientNetB0", 224, 32),
-    "efficientnetb1": ("EfficientNetB1", 240, 32),
-    "efficientnetb2": ("EfficientNetB2", 260, 32),
-    "efficientnetb3": ("EfficientNetB3", 300, 32),
-    "efficientnetv2b0": ("EfficientNetV2B0", 224, 32),
-    "efficientnetv2s": ("EfficientNetV2S", 384, 32),
-    "mobilenetv2": ("MobileNetV2", 224, 32),
-    "mobilenetv3small": ("MobileNetV3Small", 224, 32),
-    "mobilenetv3large": ("MobileNetV3Large", 224, 32),
-    "convnext_tiny": ("ConvNeXtTiny", 224, 32),
-    "convnext_small": ("ConvNeXtSmall", 224, 32),
-    "densenet121": ("DenseNet121", 224, 32),
-    "xception": ("Xception", 299, 71),
-    "inceptionv3": ("InceptionV3", 299, 75),
-    "vgg16": ("VGG16", 224, 32),
-    "nasnetmobile": ("NASNetMobile", 224, 32),
-}
+# Zoo variant names; sizes and preprocessing come from the one table of
+# backbone facts (`keras_transfer.backbones`).
+VARIANTS = (
+    "resnet50",
+    "resnet101",
+    "resnet50v2",
+    "efficientnetb0",
+    "efficientnetb1",
+    "efficientnetb2",
+    "efficientnetb3",
+    "efficientnetv2b0",
+    "efficientnetv2s",
+    "mobilenetv2",
+    "mobilenetv3small",
+    "mobilenetv3large",
+    "convnext_tiny",
+    "convnext_small",
+    "densenet121",
+    "xception",
+    "inceptionv3",
+    "vgg16",
+    "nasnetmobile",
+)
+
+
+def application_task_fields(variant):
+    """`TaskSpec` fields of a `keras.applications` variant, from the backbone table."""
+    spec = application_spec(variant)
+    side = spec.default_size
+    return {
+        "backbone": spec.name,
+        "input_shape": (side, side, 3),
+        "min_input_size": spec.min_size,
+        "source": f"keras.applications.{spec.name} (ImageNet-1k)",
+    }
+
 
 # variant: KerasHub preset (weights from Kaggle; `weights=None` builds offline).
 HUB_PRESETS = {
@@ -54,16 +69,14 @@ HUB_PRESETS = {
     "hub_vit_base_patch16_224": "vit_base_patch16_224_imagenet",
 }
 
-for variant, (application, side, min_side) in APPLICATIONS.items():
+for variant in VARIANTS:
+    fields = application_task_fields(variant)
     register_task(
         TaskSpec(
             name=f"image_classification/{variant}",
             builder="classifier",
-            backbone=application,
-            input_shape=(side, side, 3),
-            min_input_size=min_side,
-            source=f"keras.applications.{application} (ImageNet-1k)",
-            description=f"{application} fine-tuned: frozen, then top 25% unfrozen at epoch 3.",
+            **fields,
+            description=f"{fields['backbone']} fine-tuned: frozen, then top 25% unfrozen at epoch 3.",
             head={"dropout": 0.2},
             recipe=FINE_TUNE,
         )

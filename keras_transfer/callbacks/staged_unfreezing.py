@@ -3,10 +3,8 @@ import numbers
 import keras
 import numpy as np
 
+from keras_transfer import _keras_compat
 from keras_transfer import freezing
-from keras_transfer.optimizers._rebuild import innermost_optimizer
-from keras_transfer.optimizers._rebuild import optimizer_parts
-from keras_transfer.optimizers._rebuild import rebuild_optimizer
 from keras_transfer.optimizers.layerwise_optimizer import LayerwiseOptimizer
 from keras_transfer.optimizers.layerwise_optimizer import exact_paths_pattern
 
@@ -138,9 +136,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
         restarted = self._restart_schedule(model, epoch, first)
         if changed or restored or restarted:
             model.make_train_function(force=True)
-            if keras.backend.backend() == "jax":
-                # The JAX trainer re-reads all state at the next batch.
-                model._jax_state_synced = True
+            _keras_compat.resync_jax_state(model)
         if due and self.verbose:
             print(
                 f"StagedUnfreezing: epoch {epoch}: stages {due} applied, "
@@ -149,15 +145,15 @@ class StagedUnfreezing(keras.callbacks.Callback):
             )
 
     def _check_not_restored_yet(self, model):
-        # `BackupAndRestore` sets `_initial_epoch` when it loads a checkpoint.
-        restored = getattr(model, "_initial_epoch", None)
+        restored = _keras_compat.restored_epoch(model)
         optimizer = model.optimizer
         if not restored or not optimizer.built:
             return
         for stage_epoch in sorted(e for e in self.stages if e <= restored):
             self._unfreeze(model, stage_epoch)
         wanted = [id(v) for v in model.trainable_variables]
-        if wanted != [id(v) for v in optimizer._trainable_variables]:
+        built = _keras_compat.built_variables(optimizer)
+        if wanted != [id(v) for v in built]:
             raise ValueError(
                 f"`BackupAndRestore` restored epoch {restored} before "
                 "`StagedUnfreezing` could prepare the optimizer for that "
@@ -191,11 +187,11 @@ class StagedUnfreezing(keras.callbacks.Callback):
         if not optimizer.built:
             return False
         wanted = list(model.trainable_variables)
-        known = optimizer._trainable_variables
+        known = _keras_compat.built_variables(optimizer)
         layerwise = _find_layerwise(optimizer)
         same_vars = [id(v) for v in wanted] == [id(v) for v in known]
         same_factors = layerwise is None or all(
-            layerwise._factor_of(v) == layerwise.factor_for(v.path)
+            layerwise.factor_of_variable(v) == layerwise.factor_for(v.path)
             for v in wanted
         )
         if same_vars and same_factors:
@@ -203,7 +199,9 @@ class StagedUnfreezing(keras.callbacks.Callback):
         strategy = None
         if keras.backend.backend() == "tensorflow":
             strategy = model.distribute_strategy
-        rebuild_optimizer(optimizer, wanted, distribute_strategy=strategy)
+        _keras_compat.rebuild_optimizer(
+            optimizer, wanted, distribute_strategy=strategy
+        )
         return True
 
     def _stash_mismatched_loads(self, optimizer):
@@ -214,13 +212,13 @@ class StagedUnfreezing(keras.callbacks.Callback):
         the optimizer state (count mismatch). The state is kept here and
         assigned once the stages are re-applied at the first epoch.
         """
-        for part in optimizer_parts(optimizer):
-            self._hook_load(part)
+        for part in _keras_compat.optimizer_parts(optimizer):
+            _keras_compat.intercept_load_own_variables(
+                part, self._load_or_stash(part)
+            )
 
-    def _hook_load(self, part):
-        original = part.load_own_variables
-
-        def load_own_variables(store):
+    def _load_or_stash(self, part):
+        def load(store, original):
             if len(store.keys()) == len(part.variables):
                 original(store)
             else:
@@ -228,13 +226,12 @@ class StagedUnfreezing(keras.callbacks.Callback):
                     np.array(store[str(i)]) for i in range(len(store.keys()))
                 ]
 
-        part.load_own_variables = load_own_variables
+        return load
 
     def _restore_stash(self, optimizer):
-        parts = optimizer_parts(optimizer)
+        parts = _keras_compat.optimizer_parts(optimizer)
         for part in parts:
-            if "load_own_variables" in vars(part):
-                del part.load_own_variables
+            _keras_compat.release_load_own_variables(part)
         stash, self._stashed_state = self._stashed_state, {}
         for part in parts:
             values = stash.get(id(part))
@@ -257,8 +254,10 @@ class StagedUnfreezing(keras.callbacks.Callback):
         started = [e for e in self.stages if e <= epoch]
         if not started or not (first or epoch in self.stages):
             return False
-        optimizer = innermost_optimizer(model.optimizer)
-        schedule = self._original_schedule or optimizer._learning_rate
+        optimizer = _keras_compat.innermost_optimizer(model.optimizer)
+        schedule = self._original_schedule or _keras_compat.raw_learning_rate(
+            optimizer
+        )
         if not isinstance(
             schedule, keras.optimizers.schedules.LearningRateSchedule
         ):
@@ -280,15 +279,18 @@ class StagedUnfreezing(keras.callbacks.Callback):
                 )
             steps -= done_in_stage * steps_per_epoch
         self._original_schedule = schedule
-        optimizer._learning_rate = _OffsetSchedule(schedule, steps)
+        _keras_compat.set_raw_learning_rate(
+            optimizer, _OffsetSchedule(schedule, steps)
+        )
         return True
 
     def restore_schedule(self, model):
         """Puts back the learning-rate schedule `restart_schedule` wrapped."""
         if self._original_schedule is not None:
-            innermost_optimizer(
-                model.optimizer
-            )._learning_rate = self._original_schedule
+            _keras_compat.set_raw_learning_rate(
+                _keras_compat.innermost_optimizer(model.optimizer),
+                self._original_schedule,
+            )
             self._original_schedule = None
 
 
@@ -304,7 +306,7 @@ class _OffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def _find_layerwise(optimizer):
-    for part in optimizer_parts(optimizer):
+    for part in _keras_compat.optimizer_parts(optimizer):
         if isinstance(part, LayerwiseOptimizer):
             return part
     return None

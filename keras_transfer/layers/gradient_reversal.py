@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_transfer._validation import check_number
+
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
 class GradientReversal(keras.layers.Layer):
@@ -54,13 +56,7 @@ class GradientReversal(keras.layers.Layer):
     def __init__(self, hp_lambda=1.0, **kwargs):
         super().__init__(**kwargs)
         if not callable(hp_lambda):
-            if not isinstance(hp_lambda, (int, float)) or hp_lambda < 0:
-                raise ValueError(
-                    "Invalid value received for argument `hp_lambda`. "
-                    "Expected a float >= 0 or a callable `fn(step)`. "
-                    f"Received: hp_lambda={hp_lambda}"
-                )
-            hp_lambda = float(hp_lambda)
+            hp_lambda = float(check_number("hp_lambda", hp_lambda, minimum=0))
         self.hp_lambda = hp_lambda
         self.supports_masking = True
         self.step = self.add_weight(

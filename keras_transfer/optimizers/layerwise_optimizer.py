@@ -5,7 +5,7 @@ import threading
 
 import keras
 
-from keras_transfer.optimizers._rebuild import innermost_optimizer
+from keras_transfer import _keras_compat
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
@@ -62,13 +62,16 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
         self.default_factor = _validate_factor(default_factor, "default_factor")
         self._factors = {}
         _install_grouped_updates(
-            innermost_optimizer(self.inner_optimizer), self._factor_of
+            _keras_compat.innermost_optimizer(self.inner_optimizer),
+            self.factor_of_variable,
         )
 
     def build(self, var_list):
         self.inner_optimizer.build(var_list)
         self._factors = {
-            self.inner_optimizer._var_key(v): self.factor_for(v.path)
+            _keras_compat.variable_key(self.inner_optimizer, v): (
+                self.factor_for(v.path)
+            )
             for v in var_list
         }
         super().build(var_list)
@@ -86,7 +89,7 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
-        return self._variables + self.inner_optimizer.variables
+        return super().variables + self.inner_optimizer.variables
 
     @property
     def learning_rate(self):
@@ -106,8 +109,9 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
                 self.build(trainable_variables)
         self.inner_optimizer.apply(grads, trainable_variables)
 
-    def _factor_of(self, variable):
-        key = self.inner_optimizer._var_key(variable)
+    def factor_of_variable(self, variable):
+        """The factor the last `build` gave `variable` (default if unknown)."""
+        key = _keras_compat.variable_key(self.inner_optimizer, variable)
         return self._factors.get(key, self.default_factor)
 
     def finalize_variable_values(self, var_list):
@@ -143,9 +147,6 @@ def _install_grouped_updates(optimizer, factor_of):
     update per group; the active factor is thread-local because
     `tf.distribute.MirroredStrategy` runs replicas in threads.
     """
-    update_step = optimizer._backend_update_step
-    weight_decay = optimizer._apply_weight_decay
-    current_lr = optimizer._get_current_learning_rate
     active = threading.local()
 
     def split(values, variables):
@@ -156,27 +157,36 @@ def _install_grouped_updates(optimizer, factor_of):
             v.append(variable)
         return groups
 
-    def grouped_update_step(grads, variables, learning_rate):
-        for factor, (g, v) in split(grads, variables).items():
-            update_step(g, v, learning_rate * factor)
+    def grouped_update_step(update_step):
+        def step(grads, variables, learning_rate):
+            for factor, (g, v) in split(grads, variables).items():
+                update_step(g, v, learning_rate * factor)
 
-    def grouped_weight_decay(variables):
-        for factor, (_, v) in split(variables, variables).items():
-            active.factor = factor
-            try:
-                weight_decay(v)
-            finally:
-                active.factor = 1.0
+        return step
 
-    def scaled_learning_rate():
-        factor = getattr(active, "factor", 1.0)
-        if factor == 1.0:
-            return current_lr()
-        return current_lr() * factor
+    def grouped_weight_decay(weight_decay):
+        def decay(variables):
+            for factor, (_, v) in split(variables, variables).items():
+                active.factor = factor
+                try:
+                    weight_decay(v)
+                finally:
+                    active.factor = 1.0
 
-    optimizer._backend_update_step = grouped_update_step
-    optimizer._apply_weight_decay = grouped_weight_decay
-    optimizer._get_current_learning_rate = scaled_learning_rate
+        return decay
+
+    def scaled_learning_rate(current_lr):
+        def rate():
+            factor = getattr(active, "factor", 1.0)
+            if factor == 1.0:
+                return current_lr()
+            return current_lr() * factor
+
+        return rate
+
+    _keras_compat.replace_update_methods(
+        optimizer, grouped_update_step, grouped_weight_decay, scaled_learning_rate
+    )
 
 
 def layer_decay_groups(model, decay, blocks=None):

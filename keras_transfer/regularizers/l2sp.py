@@ -2,7 +2,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_transfer.schedules._common import check_number
+from keras_transfer import _keras_compat
+from keras_transfer._validation import check_number
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
@@ -116,14 +117,14 @@ def apply_l2sp(model, backbone, alpha=0.01, beta=0.01):
     """
     check_number("alpha", alpha, minimum=0)
     check_number("beta", beta, minimum=0)
-    pretrained = _created_trainable(backbone)
+    pretrained = _keras_compat.created_trainable_variables(backbone)
     if not pretrained:
         raise ValueError(
             "Invalid value received for argument `backbone`. Expected a "
             "built layer with weights inside `model`. "
             f"Received: backbone={backbone!r} with no trainable weights"
         )
-    everything = _created_trainable(model)
+    everything = _keras_compat.created_trainable_variables(model)
     model_ids = {id(v) for v in everything}
     if any(id(v) not in model_ids for v in pretrained):
         raise ValueError(
@@ -161,26 +162,10 @@ def remove_l2sp(model):
     Args:
         model: A `keras.Model` given to `apply_l2sp` before.
     """
-    for variable in _created_trainable(model):
+    for variable in _keras_compat.created_trainable_variables(model):
         if isinstance(variable.regularizer, L2SP):
             variable.regularizer = None
     _rebuild_train_function(model)
-
-
-def _created_trainable(layer):
-    """Variables created trainable below `layer`, frozen or not.
-
-    `layer.trainable_weights` hides the weights of frozen layers; Keras keeps
-    them all in each layer's `_trainable_variables` (its `trainable` setter
-    walks the same list).
-    """
-    variables, seen = [], set()
-    for sublayer in layer._flatten_layers(include_self=True):
-        for variable in sublayer._trainable_variables:
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                variables.append(variable)
-    return variables
 
 
 def _rebuild_train_function(model):

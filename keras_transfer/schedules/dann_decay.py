@@ -1,8 +1,8 @@
 import keras
 from keras import ops
 
-from keras_transfer.schedules._common import check_int
-from keras_transfer.schedules._common import check_number
+from keras_transfer._validation import check_int
+from keras_transfer._validation import check_number
 from keras_transfer.schedules._common import float_step
 
 

@@ -161,13 +161,13 @@ def _info(args):
 
 
 def _fit(args):
-    from keras_transfer import _reports
     from keras_transfer import datasets
     from keras_transfer import zoo
+    from keras_transfer.cli import reports
 
     spec = zoo.get_task(args.task)
     _check_task_input(spec, datasets.describe(args.data, "train"))
-    out = _reports.prepare_output_dir(args.out, args.overwrite)
+    out = reports.prepare_output_dir(args.out, args.overwrite)
     image_size = args.image_size or spec.input_shape[0]
     channels = spec.input_shape[-1]
     train, info = _load_data(
@@ -192,8 +192,8 @@ def _fit(args):
     test_metrics = model.evaluate(validation, return_dict=True, verbose=0)
     model.save(os.path.join(out, MODEL_FILE))
     probe = next(iter(validation))[0][:2].numpy()
-    exported = _export_model(model, export_path(out), overwrite=True, probe=probe)
-    _reports.write_json(
+    exported = _export_model(model, _artifact_path(out), overwrite=True, probe=probe)
+    reports.write_json(
         os.path.join(out, "metrics.json"),
         {
             "task": args.task,
@@ -207,7 +207,7 @@ def _fit(args):
             "export": exported,
         },
     )
-    _reports.plot_curves(
+    reports.plot_curves(
         os.path.join(out, "curves.png"), {args.task: history.history}, args.task
     )
     print(f"{args.validation_split}: {test_metrics}")
@@ -254,25 +254,23 @@ def _export(args):
 
 
 def _demo(args):
-    from keras_transfer import demo
-
     import time
+
+    from keras_transfer.cli import demo
 
     out = args.out or os.path.join("runs", time.strftime("demo-%Y%m%d-%H%M%S"))
     demo.run(out=out, quick=args.quick, overwrite=args.overwrite)
     return 0
 
 
-def export_path(folder):
-    """Where a run's exported model goes: a SavedModel, or ONNX on torch."""
-    import keras
+def _artifact_path(folder):
+    from keras_transfer.exporting import artifact_path
 
-    name = "model.onnx" if keras.backend.backend() == "torch" else "saved_model"
-    return os.path.join(folder, name)
+    return artifact_path(folder)
 
 
 def _export_model(model, path, overwrite, probe=None):
-    from keras_transfer.export import export
+    from keras_transfer.exporting import export
 
     result = export(model, path, overwrite=overwrite, probe=probe)
     return result.path

@@ -1,14 +1,16 @@
 """Text classifier on a KerasHub backbone, taking raw strings on any backend.
 
 This module imports `keras_hub`; `keras_transfer.models.build_classifier`
-imports it only when a text backbone is requested.
+imports it only when a text backbone is requested, and
+`keras_transfer.models.TextClassifier` only when asked for.
 """
 
 import keras
 import keras_hub
 
 from keras_transfer.backbones import text_features
-from keras_transfer.models import default_compile_args
+from keras_transfer.models.compile import compile_args
+from keras_transfer.models.compile import default_optimizer
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
@@ -75,7 +77,9 @@ class TextClassifier(keras_hub.models.Task):
         self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs
     ):
         """Compiles with Adam, the head's loss and accuracy where "auto"."""
-        defaults = default_compile_args(self.head, self.trainable_backbone)
+        defaults = compile_args(
+            default_optimizer(self.trainable_backbone), self.head
+        )
         given = {"optimizer": optimizer, "loss": loss, "metrics": metrics}
         super().compile(
             **{

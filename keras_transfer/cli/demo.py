@@ -21,12 +21,16 @@ import time
 import keras
 import numpy as np
 
-from keras_transfer import _reports
 from keras_transfer import adaptation
 from keras_transfer import freezing
+from keras_transfer.cli import reports
 from keras_transfer.datasets import load_builtin
+from keras_transfer.datasets import paired_dataset
+from keras_transfer.exporting import artifact_path
+from keras_transfer.exporting import export
+from keras_transfer.models import cnn_features
+from keras_transfer.models import compile_args
 from keras_transfer.schedules import DANNLambda
-from keras_transfer.zoo.builders import cnn_features
 
 NUM_CLASSES = 10
 FULL = dict(
@@ -48,7 +52,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         overwrite: Bool. Replace the files of an existing non-empty `out`.
         seed: Int. Seeds weights, shuffling and the few-label subset.
     """
-    out = _reports.prepare_output_dir(out, overwrite)
+    out = reports.prepare_output_dir(out, overwrite)
     config = QUICK if quick else FULL
     keras.utils.set_random_seed(seed)
     started = time.time()
@@ -111,7 +115,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         _say(f"{step}/5 {name}: adapt the pretrained CNN to unlabelled target images")
         adapted = _adapt(method, _copy(pretrained), input_shape, steps)
         adapted.fit(
-            adaptation.paired_dataset(
+            paired_dataset(
                 source, target[0], batch_size=config["batch_size"], seed=seed
             ),
             epochs=config["adapt_epochs"],
@@ -136,8 +140,8 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         "seconds": round(time.time() - started, 1),
         "history": histories,
     }
-    _reports.write_json(os.path.join(out, "metrics.json"), metrics)
-    _reports.plot_curves(
+    reports.write_json(os.path.join(out, "metrics.json"), metrics)
+    reports.plot_curves(
         os.path.join(out, "curves.png"),
         {k: h for k, h in histories.items() if k not in ("DANN", "CORAL")},
         "digits -> digits-m (val = target test)",
@@ -177,11 +181,7 @@ def _copy(model):
 
 
 def _compile(model, learning_rate):
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    model.compile(**compile_args(keras.optimizers.Adam(learning_rate)))
 
 
 def _adapt(method, features, input_shape, steps):
@@ -208,11 +208,8 @@ def _accuracy(model, data):
 
 
 def _save_and_export(model, out, probe):
-    from keras_transfer.cli import export_path
-    from keras_transfer.export import export
-
     model.save(os.path.join(out, "model.keras"))
-    return export(model, export_path(out), overwrite=True, probe=probe).path
+    return export(model, artifact_path(out), overwrite=True, probe=probe).path
 
 
 def _table(results, best, labelled):

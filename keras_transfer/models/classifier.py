@@ -5,6 +5,8 @@ import keras
 from keras_transfer.backbones import Backbone
 from keras_transfer.backbones import load_backbone
 from keras_transfer.heads import ClassificationHead
+from keras_transfer.models.compile import compile_args
+from keras_transfer.models.compile import default_optimizer
 
 
 def build_classifier(
@@ -23,7 +25,7 @@ def build_classifier(
     Images: a functional model `raw images (0..255) -> preprocessing ->
     feature model (inference mode, so BatchNormalization statistics never
     move) -> head`. KerasHub text backbones: a
-    `keras_transfer.text_classifier.TextClassifier` (a KerasHub `Task`)
+    `keras_transfer.models.TextClassifier` (a KerasHub `Task`)
     whose `fit`/`predict` take raw strings on every backend.
 
     Args:
@@ -71,7 +73,7 @@ def build_classifier(
     )
     trainable = loaded.feature_model.trainable
     if loaded.info.modality == "text":
-        from keras_transfer.text_classifier import TextClassifier
+        from keras_transfer.models.text_classifier import TextClassifier
 
         return TextClassifier(
             backbone=loaded.info.hub_backbone,
@@ -88,7 +90,7 @@ def build_classifier(
     x = loaded.feature_model(x, training=False)
     model = keras.Model(inputs, head(x), name=name)
     if compile:
-        model.compile(**default_compile_args(head, trainable))
+        model.compile(**compile_args(default_optimizer(trainable), head))
     return model
 
 
@@ -109,20 +111,3 @@ def _make_head(head, num_classes, pooling):
             f"({head.num_classes}) differs from num_classes={num_classes}."
         )
     return head
-
-
-def default_compile_args(head, trainable):
-    """The "auto" compile arguments for a classifier with `head`.
-
-    Args:
-        head: The model's `ClassificationHead`.
-        trainable: Whether the backbone is being trained (smaller step).
-
-    Returns:
-        A dict of `optimizer`, `loss` and `metrics` for `model.compile`.
-    """
-    return {
-        "optimizer": keras.optimizers.Adam(1e-5 if trainable else 1e-3),
-        "loss": head.loss(),
-        "metrics": head.default_metrics(),
-    }

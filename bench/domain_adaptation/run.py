@@ -19,10 +19,10 @@ alike; the JSON records the configuration it ran.
     python bench/domain_adaptation.py --backend jax
     python bench/domain_adaptation.py --backend tensorflow --seeds 3
 
-Writes `bench/results/domain_adaptation_<backend>.json`, regenerates the
-markdown table `bench/results/domain_adaptation.md` from every JSON there,
+Writes `bench/domain_adaptation/results/domain_adaptation_<backend>.json`, regenerates the
+markdown table `bench/domain_adaptation/results/domain_adaptation.md` from every JSON there,
 and plots a PCA of source vs target features before (source_only) and after
-(dann) adaptation to `bench/results/domain_adaptation_pca_<backend>.png`.
+(dann) adaptation to `bench/domain_adaptation/results/domain_adaptation_pca_<backend>.png`.
 """
 
 import argparse

@@ -123,6 +123,40 @@ def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"
     return ExportResult(path, format, max_abs_diff)
 
 
+def default_format(backend=None):
+    """The format `export(format="auto")` writes on a backend.
+
+    The one place that decides it: a SavedModel on TensorFlow and JAX, ONNX
+    on torch (Keras cannot write a SavedModel there).
+
+    Args:
+        backend: `"tensorflow"`, `"jax"` or `"torch"`. Defaults to `None`:
+            the current Keras backend.
+
+    Returns:
+        `"tf_saved_model"` or `"onnx"`.
+    """
+    backend = backend or keras.backend.backend()
+    return "onnx" if backend == "torch" else "tf_saved_model"
+
+
+def artifact_path(folder, format="auto"):
+    """Where a run folder keeps its exported model for `format`.
+
+    Args:
+        folder: String or path. The run folder.
+        format: `"auto"` (see `default_format`), `"tf_saved_model"` or
+            `"onnx"`.
+
+    Returns:
+        `<folder>/saved_model` (a SavedModel folder) or `<folder>/model.onnx`.
+    """
+    if format == "auto":
+        format = default_format()
+    name = "model.onnx" if format == "onnx" else "saved_model"
+    return os.path.join(os.fspath(folder), name)
+
+
 def _resolve_format(format, backend):
     if format not in _FORMATS:
         raise ValueError(
@@ -130,7 +164,7 @@ def _resolve_format(format, backend):
             f"{list(_FORMATS)}. Received: format={format!r}"
         )
     if format == "auto":
-        return "onnx" if backend == "torch" else "tf_saved_model"
+        return default_format(backend)
     if format == "tf_saved_model" and backend == "torch":
         raise ValueError(
             "Keras cannot export a SavedModel from the torch backend: its "

@@ -17,8 +17,8 @@ learning-rate annealing:
     python bench/domain_shifts.py --backend tensorflow
     python bench/domain_shifts.py --backend jax --variants source_only dann:lambda=0.1 mmd
 
-Writes `bench/results/domain_shifts_<backend>.json` and regenerates
-`bench/results/domain_shifts.md` from every such JSON there.
+Writes `bench/domain_adaptation/results/domain_shifts_<backend>.json` and regenerates
+`bench/domain_adaptation/results/domain_shifts.md` from every such JSON there.
 """
 
 import argparse
@@ -45,7 +45,7 @@ VARIANTS = (
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("domain_adaptation", HERE / "domain_adaptation.py")
+    spec = importlib.util.spec_from_file_location("domain_adaptation", HERE / "run.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

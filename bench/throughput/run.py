@@ -15,11 +15,11 @@ is that run's alone):
   peak memory (JAX `memory_stats`, torch `max_memory_allocated`; TF's
   `get_memory_info` on GPU).
 
-    python bench/finetune_throughput.py --backend jax
-    python bench/finetune_throughput.py --backend torch --tasks image_classification/resnet50
+    python bench/throughput/run.py --backend jax
+    python bench/throughput/run.py --backend torch --tasks image_classification/resnet50
 
-Writes `bench/results/finetune_throughput_<backend>_<device>.json` and
-regenerates `bench/results/finetune_throughput.md` from every JSON there.
+Writes `bench/throughput/results/finetune_throughput_<backend>_<device>.json` and
+regenerates `bench/throughput/results/finetune_throughput.md` from every JSON there.
 No TensorFlow is needed on the JAX and torch backends.
 """
 
@@ -162,7 +162,7 @@ def write_table():
                 f"| {'-' if peak is None else f'{peak / 2**30:.2f}'} |"
             )
     header = (
-        "Fine-tuning throughput (`python bench/finetune_throughput.py --backend <name>`): "
+        "Fine-tuning throughput (`python bench/throughput/run.py --backend <name>`): "
         "random uint8 images, images/s of the second epoch; warm-up = "
         "first epoch incl. compilation; optimizer MiB = optimizer variables (frozen "
         "weights get none); peak GiB = device peak memory of the run.\n\n"

@@ -12,11 +12,11 @@ Same data (`load_builtin`, 16 px), same encoder as `bench/domain_adaptation.py`
 first activation ReLU or |x| with `--first-activation abs`), linear task head,
 discriminator 100 relu -> 1 sigmoid, Adam 1e-3, 40 epochs of 32 source + 32
 target rows. Source-only is ADAPT's DANN with `lambda_=0`. Writes
-`bench/results/adapt_comparison[_abs].json` and prints the accuracies.
+`bench/domain_adaptation/results/adapt_comparison[_abs].json` and prints the accuracies.
 
 `--targets` runs other target domains too (e.g. the four shifts of
 `bench/domain_shifts.py`) and `--coral-lambdas` adds ADAPT's `DeepCORAL`; with
-either, the results go to `bench/results/adapt_shifts[_abs].json`, keyed by
+either, the results go to `bench/domain_adaptation/results/adapt_shifts[_abs].json`, keyed by
 target then method:
 
     TF_USE_LEGACY_KERAS=1 .adapt-venv/bin/python bench/adapt_comparison.py \
@@ -49,7 +49,7 @@ def main():
     from adapt.feature_based import DANN
     from adapt.feature_based import DeepCORAL
 
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
     from keras_transfer.datasets.builtin import load_builtin
 
     keras = tf.keras

@@ -50,7 +50,7 @@ def fit_staged(
     Example:
 
     ```python
-    history = keras_transfer.staged.fit_staged(
+    history = keras_transfer.callbacks.fit_staged(
         model, {2: "conv5_*", 4: ("conv4_*", 0.1)}, ds, epochs=6
     )
     ```
