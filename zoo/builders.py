@@ -79,13 +79,15 @@ def _find_head(model):
 
 
 def _apply_l2sp(model, spec):
-    """L2-SP on the one layer of `model` that is neither its head nor weightless."""
+    """L2-SP on the one layer of `model`, besides its head, with trainable-type weights."""
+    from keras_transfer import _keras_compat
     from keras_transfer.regularizers import apply_l2sp
 
     backbones = [
         layer
         for layer in model.layers
-        if not isinstance(layer, ClassificationHead) and layer.weights
+        if not isinstance(layer, ClassificationHead)
+        and _keras_compat.created_trainable_variables(layer)
     ]
     if len(backbones) != 1:
         raise ValueError(
