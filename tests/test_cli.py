@@ -172,6 +172,7 @@ def test_bad_arguments_exit_with_usage():
         (["--val-fraction", "0.001"], "Cannot carve a stratified validation split of 0.001"),
         (["--test-split", "train"], "must differ from the training split"),
         (["--test-split", "holdout"], "split='holdout'"),
+        (["--epochs", "0"], "epochs=0"),
     ],
 )
 def test_bad_split_arguments_fail_before_training(tmp_path, capsys, extra, message):

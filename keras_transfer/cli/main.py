@@ -187,6 +187,7 @@ def _fit(args):
     plan = splits.plan_splits(
         args.data, args.train_split, args.test_split, args.val_fraction, args.seed
     )
+    callbacks = zoo.recipe(args.task, epochs=args.epochs)  # Checks the run length.
     out = reports.prepare_output_dir(args.out, args.overwrite)
     keras.utils.set_random_seed(args.seed)
     image_size = args.image_size or spec.input_shape[0]
@@ -213,7 +214,7 @@ def _fit(args):
         train,
         validation_data=validation,
         epochs=args.epochs,
-        callbacks=zoo.recipe(args.task, epochs=args.epochs),
+        callbacks=callbacks,
     )
     validation_metrics = model.evaluate(validation, return_dict=True, verbose=0)
     test_metrics = scoring.score_once(model, test, info.num_classes)
