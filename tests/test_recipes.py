@@ -382,3 +382,23 @@ def test_unknown_run_length_or_a_longer_fit_raise():
     model.fit(batches(), epochs=1, steps_per_epoch=3, verbose=0, callbacks=[schedule])
     with pytest.raises(ValueError, match="declared for a run of 2 epochs.*epochs=3"):
         _fit(model, [PerStepSchedule(lambda steps, epochs: PEAK, epochs=2)])
+
+
+def test_a_model_trained_with_a_recipe_saves_and_reloads_its_schedule(monkeypatch, tmp_path):
+    name = _register(
+        monkeypatch, schedule="exponential", schedule_options={"decay_rate": 0.5},
+        warmup_epochs=1, early_stopping_patience=None,
+    )
+    model = zoo.build(name, 3, input_shape=(16, 16, 3))
+    x = np.random.randint(0, 256, (8, 16, 16, 3)).astype("float32")
+    for _ in range(2):  # The second fit wraps the schedule in a StepOffset.
+        model.fit(x, np.arange(8) % 3, batch_size=4, epochs=2, verbose=0,
+                  callbacks=zoo.recipe(name, epochs=2))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    config = reloaded.optimizer.get_config()["learning_rate"]
+    assert config["class_name"] == "StepOffset" and config["config"]["offset"] == 4
+    assert float(keras.ops.convert_to_numpy(reloaded.optimizer.learning_rate)) == pytest.approx(
+        float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), rel=1e-6
+    )
