@@ -247,11 +247,11 @@ def test_a_second_fit_restarts_the_schedule_and_a_resumed_fit_continues_it():
 def test_zoo_model_trains_under_mixed_precision(policy, scaled):
     keras.config.set_dtype_policy(policy)
     try:
-        model = zoo.build("test/tiny_cnn", 3, input_shape=(16, 16, 3))
-        x = np.random.randint(0, 256, (8, 16, 16, 3)).astype("float32")
+        model = zoo.build("test/tiny_cnn", 3, input_shape=(8, 8, 3))
+        x = np.random.randint(0, 256, (4, 8, 8, 3)).astype("float32")
         history = model.fit(
-            x, np.arange(8) % 3, batch_size=4, epochs=2, verbose=0,
-            callbacks=zoo.recipe("test/tiny_cnn", epochs=2, monitor="loss"),
+            x, np.arange(4) % 3, batch_size=2, epochs=1, verbose=0,
+            callbacks=zoo.recipe("test/tiny_cnn", epochs=1, monitor="loss"),
         )
         logits = model.predict(x, verbose=0)
     finally:
@@ -389,8 +389,8 @@ def test_a_model_trained_with_a_recipe_saves_and_reloads_its_schedule(monkeypatc
         monkeypatch, schedule="exponential", schedule_options={"decay_rate": 0.5},
         warmup_epochs=1, early_stopping_patience=None,
     )
-    model = zoo.build(name, 3, input_shape=(16, 16, 3))
-    x = np.random.randint(0, 256, (8, 16, 16, 3)).astype("float32")
+    model = zoo.build(name, 3, input_shape=(8, 8, 3))
+    x = np.random.randint(0, 256, (8, 8, 8, 3)).astype("float32")
     for _ in range(2):  # The second fit wraps the schedule in a StepOffset.
         model.fit(x, np.arange(8) % 3, batch_size=4, epochs=2, verbose=0,
                   callbacks=zoo.recipe(name, epochs=2))
