@@ -7,6 +7,9 @@ on a laptop CPU; swap in e.g. "image_classification/efficientnetb0" and
 "tfds:tf_flowers" (pretrained weights and data download) for real work.
 """
 
+import numpy as np
+from sklearn.model_selection import train_test_split
+
 import keras_transfer
 from keras_transfer import datasets
 from keras_transfer import zoo
@@ -14,14 +17,21 @@ from keras_transfer import zoo
 TASK = "test/tiny_cnn"
 EPOCHS = 3
 
-train, info = datasets.load("digits", "train", image_size=32, with_info=True)
+# Validation: a stratified 10% of the training split; the test split is
+# evaluated once, at the end.
+labels = datasets.labels("digits", "train")
+fit_rows, val_rows = train_test_split(
+    np.arange(len(labels)), test_size=0.1, stratify=labels, random_state=0
+)
+train, info = datasets.load("digits", "train", image_size=32, indices=fit_rows, with_info=True)
+val = datasets.load("digits", "train", image_size=32, indices=val_rows, augment=False, shuffle=False)
 test = datasets.load("digits", "test", image_size=32)
 
 model = zoo.build(TASK, num_classes=info.num_classes, weights=None,
                   input_shape=info.image_shape)
-model.fit(train, validation_data=test, epochs=EPOCHS,
+model.fit(train, validation_data=val, epochs=EPOCHS,
           callbacks=zoo.recipe(TASK, epochs=EPOCHS))
-print(model.evaluate(test, return_dict=True, verbose=0))
+print(model.evaluate(test, return_dict=True, verbose=0))  # loss, accuracy, macro_f1
 
 path = keras_transfer.exporting.artifact_path("runs/example_export")
 result = keras_transfer.export(model, path, overwrite=True)

@@ -22,6 +22,7 @@ _MODULES = (
     "layers",
     "losses",
     "lr_finder",
+    "metrics",
     "models",
     "optimizers",
     "preprocessing",

@@ -4,7 +4,7 @@ import math
 import numbers
 
 
-def check_number(name, value, *, minimum=None, above=None, maximum=None):
+def check_number(name, value, *, minimum=None, above=None, maximum=None, below=None):
     """Raise a `ValueError` unless `value` is a finite real number within bounds.
 
     Python and numpy numbers are accepted; `bool`, NaN and infinities are not.
@@ -20,10 +20,13 @@ def check_number(name, value, *, minimum=None, above=None, maximum=None):
         ok = value > above
     if ok and maximum is not None:
         ok = value <= maximum
+    if ok and below is not None:
+        ok = value < below
     if not ok:
         bounds = [f">= {minimum}" if minimum is not None else None]
         bounds.append(f"> {above}" if above is not None else None)
         bounds.append(f"<= {maximum}" if maximum is not None else None)
+        bounds.append(f"< {below}" if below is not None else None)
         allowed = " and ".join(b for b in bounds if b)
         raise ValueError(
             f"Invalid value received for argument `{name}`. Expected a "

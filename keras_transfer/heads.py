@@ -30,7 +30,23 @@ def check_num_classes(num_classes):
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
 class ClassificationHead(keras.layers.Layer):
-    """Pool -> [MLP] -> dropout -> dense classifier on top of a backbone.
+    """Pool -> [Dense + ReLU -> Dropout]* -> Dense classifier on a backbone.
+
+    The layers run in this order: dropout once after each hidden layer,
+    or once before the output layer when there is no hidden layer.
+
+    ```python
+    x = pool(features)                      # skipped when pooling=None
+    for units in hidden_units:
+        x = Dropout(dropout)(Dense(units, activation="relu")(x))
+    if not hidden_units:
+        x = Dropout(dropout)(x)             # a linear classifier's input
+    outputs = Dense(num_classes, activation=activation)(x)
+    ```
+
+    So the output layer always sees its input dropped once at rate
+    `dropout` (survivors scaled by `1 / (1 - dropout)`), and with several
+    hidden layers each one's output is dropped once.
 
     Hidden layers are ReLU with He-normal initialisation; the output layer
     is Glorot-uniform. The output layer always computes in `float32`, so the
@@ -44,12 +60,17 @@ class ClassificationHead(keras.layers.Layer):
             already `(batch, features)`. Defaults to `"avg"`.
         hidden_units: Tuple of integers >= 1, the widths of the hidden ReLU
             layers. Defaults to `()` (a linear classifier).
-        dropout: Float in `[0, 1)`, dropout rate before the output layer
-            (and after each hidden layer). Defaults to `0.0`.
+        dropout: Float in `[0, 1)`. Rate of the dropout after each hidden
+            layer, or before the output layer when there is no hidden
+            layer (see the order above). Defaults to `0.0`.
         activation: `None` (logits), `"softmax"` or `"sigmoid"`. Defaults
             to `None`.
         data_format: `"channels_last"` or `"channels_first"`, for pooling.
             Defaults to `keras.config.image_data_format()`.
+        kernel_regularizer: A `keras.regularizers.Regularizer` (or its
+            identifier, e.g. `keras.regularizers.L1L2(l1=1e-5, l2=1e-4)`)
+            added to the loss for the kernel of every Dense layer of the
+            head. Defaults to `None`.
         **kwargs: Base layer keyword arguments.
 
     Call arguments:
@@ -76,6 +97,7 @@ class ClassificationHead(keras.layers.Layer):
         dropout=0.0,
         activation=None,
         data_format=None,
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,6 +137,7 @@ class ClassificationHead(keras.layers.Layer):
         self.dropout = dropout
         self.activation = activation
         self.data_format = data_format or keras.config.image_data_format()
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
         self.pool = (
             _POOLING_LAYERS[pooling](data_format=self.data_format)
@@ -126,6 +149,7 @@ class ClassificationHead(keras.layers.Layer):
                 units,
                 activation="relu",
                 kernel_initializer=keras.initializers.HeNormal(),
+                kernel_regularizer=self.kernel_regularizer,
                 dtype=self.dtype_policy,
                 name=f"hidden_{i}",
             )
@@ -136,6 +160,7 @@ class ClassificationHead(keras.layers.Layer):
             num_classes,
             activation=activation,
             kernel_initializer=keras.initializers.GlorotUniform(),
+            kernel_regularizer=self.kernel_regularizer,
             dtype="float32",
             name="logits" if activation is None else "predictions",
         )
@@ -159,9 +184,9 @@ class ClassificationHead(keras.layers.Layer):
         x = inputs if self.pool is None else self.pool(inputs)
         for layer in self.hidden_layers:
             x = self.dropout_layer(layer(x), training=training)
-        return self.classifier(
-            self.dropout_layer(x, training=training), training=training
-        )
+        if not self.hidden_layers:
+            x = self.dropout_layer(x, training=training)
+        return self.classifier(x, training=training)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)
@@ -202,4 +227,7 @@ class ClassificationHead(keras.layers.Layer):
             "dropout": self.dropout,
             "activation": self.activation,
             "data_format": self.data_format,
+            "kernel_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer
+            ),
         }

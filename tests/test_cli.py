@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from keras_transfer import cli
@@ -34,19 +35,74 @@ def test_unknown_task_is_a_clear_error(capsys):
     assert "Did you mean" in capsys.readouterr().err
 
 
-def test_fit_writes_every_file_and_refuses_to_overwrite(tmp_path, capsys):
+def _count_reads_of(split, monkeypatch):
+    """Count the examples `keras-transfer fit` reads from `split`, as it reads them."""
+    import tensorflow as tf
+
+    from keras_transfer import datasets
+
+    load, reads = datasets.load, []
+
+    def counting_load(spec, **kwargs):
+        loaded = load(spec, **kwargs)
+        if kwargs["split"] != split:
+            return loaded
+        dataset, info = loaded
+
+        def count(images, labels):
+            tf.py_function(lambda: reads.append(1) or 0, [], tf.int32)
+            return images, labels
+
+        return dataset.unbatch().map(count).batch(kwargs["batch_size"]), info
+
+    monkeypatch.setattr(datasets, "load", counting_load)
+    return reads
+
+
+def test_fit_writes_every_file_and_refuses_to_overwrite(tmp_path, capsys, monkeypatch):
+    from sklearn.metrics import confusion_matrix
+    from sklearn.metrics import f1_score
+
+    from keras_transfer import datasets
+
     out = tmp_path / "run"
+    test_reads = _count_reads_of("test", monkeypatch)
     assert _fit(out) == 0
+    monkeypatch.undo()
     files = set(os.listdir(out))
     exported = "model.onnx" if keras.backend.backend() == "torch" else "saved_model"
-    assert {"metrics.json", "curves.png", "model.keras", exported} <= files
+    assert {"metrics.json", "curves.png", "confusion_matrix.png", "model.keras", exported} <= files
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_classes"] == 10 and metrics["input_shape"] == [16, 16, 3]
     assert len(metrics["history"]["loss"]) == metrics["epochs_run"] == 2
-    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
-    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "val_macro_f1" in metrics["history"]
+    # Validation is carved from train (digits has no validation split); the
+    # test split is read once, after training: 179 examples, one pass.
+    splits = metrics["splits"]
+    assert splits["validation"] == {
+        "split": "train", "carved_from_train": True, "fraction": 0.1,
+        "stratified": True, "seed": 0, "examples": 72,
+    }
+    assert splits["train"]["examples"] == 647
+    assert splits["test"] == {"split": "test", "evaluated": "once, after training", "examples": 179}
+    assert len(test_reads) == metrics["test"]["examples"] == 179
+    assert set(metrics["validation"]) >= {"loss", "accuracy", "macro_f1"}
+    # The test numbers are those of the saved model's predictions.
     model = keras.saving.load_model(out / "model.keras")
     assert model.output_shape == (None, 10)
+    test = datasets.load("digits", "test", image_size=16, batch_size=64)
+    labels = np.concatenate([y.numpy() for _, y in test])
+    predicted = np.concatenate(
+        [model.predict_on_batch(x.numpy()) for x, _ in test]
+    ).argmax(-1)
+    assert metrics["test"]["accuracy"] == pytest.approx(np.mean(predicted == labels), abs=1e-9)
+    assert metrics["test"]["macro_f1"] == pytest.approx(
+        f1_score(labels, predicted, average="macro"), abs=1e-9
+    )
+    assert metrics["test"]["confusion_matrix"] == confusion_matrix(labels, predicted).tolist()
+    for image in ("curves.png", "confusion_matrix.png"):
+        assert (out / image).read_bytes()[:4] == b"\x89PNG"
+    assert "evaluated once" in capsys.readouterr().out
 
     before = (out / "metrics.json").read_bytes()
     capsys.readouterr()
@@ -106,3 +162,67 @@ def test_backend_flag_is_set_before_keras_is_imported():
 def test_bad_arguments_exit_with_usage():
     with pytest.raises(SystemExit):
         cli.main(["--backend", "numpyy", "list"])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--val-fraction", "0"], "val_fraction=0.0"),
+        (["--val-fraction", "1.5"], "val_fraction=1.5"),
+        (["--val-fraction", "0.001"], "Cannot carve a stratified validation split of 0.001"),
+        (["--test-split", "train"], "must differ from the training split"),
+        (["--test-split", "holdout"], "split='holdout'"),
+        (["--epochs", "0"], "epochs=0"),
+    ],
+)
+def test_bad_split_arguments_fail_before_training(tmp_path, capsys, extra, message):
+    assert _fit(tmp_path / "run", *extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_val_fraction_from_the_console_script(tmp_path):
+    script = os.path.join(os.path.dirname(sys.executable), "keras-transfer")
+    result = subprocess.run(
+        [script, "fit", "test/tiny_cnn", "--data", "digits", "--val-fraction", "-0.2",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "Expected a finite number > 0 and < 1. Received: val_fraction=-0.2" in result.stderr
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="backend-independent; checked on the tensorflow run",
+)
+def test_validation_is_carved_stratified_or_taken_from_the_dataset(tmp_path):
+    from PIL import Image
+
+    from keras_transfer import datasets
+    from keras_transfer.cli import splits
+
+    plan = splits.plan_splits("digits", val_fraction=0.2, seed=3)
+    labels = datasets.labels("digits", "train")
+    train, validation = plan.train_indices, plan.validation_indices
+    assert plan.carved and plan.validation == plan.train == "train" and plan.test == "test"
+    assert len(np.intersect1d(train, validation)) == 0
+    assert len(train) + len(validation) == len(labels)
+    # Stratified: each class keeps its share of the split, within one example.
+    share = np.bincount(labels[validation], minlength=10) / np.bincount(labels, minlength=10)
+    assert np.all(np.abs(share - 0.2) * np.bincount(labels) <= 1.0)
+    again = splits.plan_splits("digits", val_fraction=0.2, seed=3)
+    other = splits.plan_splits("digits", val_fraction=0.2, seed=4)
+    np.testing.assert_array_equal(again.validation_indices, validation)
+    assert not np.array_equal(other.validation_indices, validation)
+
+    # A dataset with its own validation split keeps it; nothing is carved.
+    for split in ("train", "validation", "test"):
+        for label, colour in (("cat", 30), ("dog", 220)):
+            (tmp_path / split / label).mkdir(parents=True)
+            Image.fromarray(np.full((8, 8, 3), colour, "uint8")).save(
+                tmp_path / split / label / "0.png"
+            )
+    own = splits.plan_splits(f"folder:{tmp_path}")
+    assert (own.train, own.validation, own.test, own.carved) == ("train", "validation", "test", False)
+    assert own.report()["validation"] == {"split": "validation", "carved_from_train": False}

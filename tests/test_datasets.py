@@ -245,6 +245,12 @@ def test_load_tfds_mock_data_through_the_real_tfds_path():
             datasets.load("tfds:tf_flowers", "train")
         flowers = datasets.load("tfds:tf_flowers", "train", image_size=12, batch_size=5)
         assert [tuple(x.shape) for x, _ in flowers] == [(5, 12, 12, 3)] * 2
+        mnist_labels = datasets.labels("tfds:mnist", "train")
+        assert mnist_labels.shape == (10,)
+        picked = datasets.load(
+            "tfds:mnist", "train", image_size=8, batch_size=10, indices=[1, 4], shuffle=False
+        )
+        np.testing.assert_array_equal(_first_batch(picked)[1], mnist_labels[[1, 4]])
         with pytest.raises(ValueError, match="has 10 classes but the task expects num_classes=5"):
             datasets.load("tfds:cifar10", "train", num_classes=5)
         with pytest.raises(ValueError, match="split string"):
@@ -280,6 +286,33 @@ def test_load_folder_of_pngs(tmp_path):
         datasets.load(spec, "train")
     whole = datasets.describe(f"folder:{tmp_path / 'train'}", None)
     assert whole.num_classes == 2
+
+
+def test_labels_and_indices_select_examples_by_stored_position(tmp_path):
+    x, y = datasets.load_builtin("digits", "train", image_size=16)
+    labels = datasets.labels("digits", "train")
+    np.testing.assert_array_equal(labels, y)
+    chosen = np.flatnonzero(labels == 3)[:5]
+    subset, info = datasets.load(
+        "digits", "train", image_size=16, batch_size=64, indices=chosen[::-1], with_info=True
+    )
+    _, batch_y = _first_batch(subset)
+    assert info.num_examples == 5 and int(subset.cardinality()) == 1
+    np.testing.assert_array_equal(batch_y, [3] * 5)
+    plain = datasets.load(
+        "digits", "train", image_size=16, batch_size=64, indices=chosen, shuffle=False, augment=False
+    )
+    np.testing.assert_allclose(_first_batch(plain)[0], x[chosen], atol=1e-4)
+
+    _write_image_folder(tmp_path)
+    spec = f"folder:{tmp_path}"
+    np.testing.assert_array_equal(datasets.labels(spec, "train"), [0, 0, 0, 1, 1, 1])
+    dogs = datasets.load(spec, "train", image_size=8, batch_size=6, indices=[3, 5], augment=False)
+    np.testing.assert_allclose(_first_batch(dogs)[0], 220.0, atol=0.5)
+
+    for bad in ([], [0, 0], [-1], [719], np.zeros((2, 2), int), [0.5]):
+        with pytest.raises(ValueError, match="Invalid value received for argument `indices`"):
+            datasets.load("digits", "train", indices=bad)
 
 
 def test_dataset_info_check_names_both_sides():

@@ -3,6 +3,7 @@ import os
 
 import keras
 import numpy as np
+from sklearn.metrics import f1_score
 
 from keras_transfer.cli import demo
 from keras_transfer.datasets import load_builtin
@@ -14,19 +15,28 @@ def test_quick_demo_writes_its_report_and_a_verified_export(tmp_path):
     files = set(os.listdir(out))
     exported = "model.onnx" if keras.backend.backend() == "torch" else "saved_model"
     assert {"metrics.json", "curves.png", "report.md", "model.keras", exported} <= files
-    accuracies = json.loads((out / "metrics.json").read_text())["target_test_accuracy"]
-    assert set(accuracies) == {"source-only", "scratch", "transfer", "DANN", "CORAL"}
-    assert all(0.0 <= a <= 1.0 for a in accuracies.values())
-    # The source model learned its own domain well above chance (10%).
-    assert metrics["source_test_accuracy"] > 0.5
+    written = json.loads((out / "metrics.json").read_text())
+    accuracies, f1_scores = written["target_test_accuracy"], written["target_test_macro_f1"]
+    assert set(accuracies) == set(f1_scores) == {"source-only", "scratch", "transfer", "DANN", "CORAL"}
+    # The source model learned its own domain well above chance (10%), and
+    # every method beats chance on the target (measured 0.28-0.46, seed 0,
+    # all three backends).
+    assert metrics["source_test_accuracy"] > 0.5 and metrics["source_test_macro_f1"] > 0.5
+    assert min(accuracies.values()) > 0.15 and min(f1_scores.values()) > 0.15
     table = (out / "report.md").read_text()
     assert "| transfer" in table and "(exported)" in table
 
     x, y = load_builtin("digits-m", "test", image_size=metrics["config"]["image_size"])
     reloaded = keras.saving.load_model(out / "model.keras")
-    accuracy = np.mean(np.argmax(reloaded.predict(x, verbose=0), -1) == y)
+    predicted = np.argmax(reloaded.predict(x, verbose=0), -1)
     best = metrics["exported"]["method"]
-    np.testing.assert_allclose(accuracy, accuracies[best], atol=1e-6)
+    assert best == max(("transfer", "DANN", "CORAL"), key=accuracies.get)
+    # The report's numbers are the exported model's, recomputed here.
+    np.testing.assert_allclose(np.mean(predicted == y), accuracies[best], atol=1e-6)
+    np.testing.assert_allclose(
+        f1_score(y, predicted, average="macro"), f1_scores[best], atol=1e-5
+    )
+    assert f"| {accuracies[best]:.3f} | {f1_scores[best]:.3f} |" in table
     if exported == "saved_model":
         import tensorflow as tf
 

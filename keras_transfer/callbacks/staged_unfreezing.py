@@ -7,6 +7,7 @@ from keras_transfer import _keras_compat
 from keras_transfer import freezing
 from keras_transfer.optimizers.layerwise_optimizer import LayerwiseOptimizer
 from keras_transfer.optimizers.layerwise_optimizer import exact_paths_pattern
+from keras_transfer.schedules import StepOffset
 
 
 class StagedUnfreezing(keras.callbacks.Callback):
@@ -280,7 +281,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
             steps -= done_in_stage * steps_per_epoch
         self._original_schedule = schedule
         _keras_compat.set_raw_learning_rate(
-            optimizer, _OffsetSchedule(schedule, steps)
+            optimizer, StepOffset(schedule, steps)
         )
         return True
 
@@ -292,17 +293,6 @@ class StagedUnfreezing(keras.callbacks.Callback):
                 self._original_schedule,
             )
             self._original_schedule = None
-
-
-class _OffsetSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """`schedule(step - offset)`; the offset is baked in when traced."""
-
-    def __init__(self, schedule, offset):
-        self.schedule = schedule
-        self.offset = offset
-
-    def __call__(self, step):
-        return self.schedule(keras.ops.subtract(step, self.offset))
 
 
 def _find_layerwise(optimizer):

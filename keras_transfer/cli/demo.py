@@ -11,8 +11,9 @@ MNIST-M; see `keras_transfer.datasets.load_builtin`). A small CNN:
 4. **DANN** / **CORAL**: the source-pretrained CNN adapted to the target
    *without target labels* (`keras_transfer.adaptation`).
 
-Writes to `out`: `metrics.json`, `curves.png`, `report.md` (the table),
-`model.keras` and the exported, verified model of the best target method.
+Writes to `out`: `metrics.json` (target test accuracy and macro-F1 of every
+method), `curves.png`, `report.md` (the table), `model.keras` and the
+exported, verified model of the best target method.
 """
 
 import os
@@ -65,7 +66,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     input_shape = (size, size, 3)
     fit_options = dict(batch_size=config["batch_size"], verbose=2)
     few_options = dict(fit_options, batch_size=config["few_label_batch_size"])
-    results, histories, models = {}, {}, {}
+    results, f1_scores, histories, models = {}, {}, {}, {}
 
     _say(f"1/5 source-only: train on {len(source[0])} labelled source digits")
     pretrained = cnn_features(input_shape, config["filters"], name="source_features")
@@ -74,8 +75,9 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     histories["source-only"] = model.fit(
         *source, epochs=config["source_epochs"], validation_data=target_test, **fit_options
     ).history
-    results["source-only"] = _accuracy(model, target_test)
-    results["source-only (source test)"] = _accuracy(model, source_test)
+    results["source-only"], f1_scores["source-only"] = _scores(model, target_test)
+    on_source = "source-only (source test)"
+    results[on_source], f1_scores[on_source] = _scores(model, source_test)
     models["source-only"] = model
 
     _say(f"2/5 scratch: random init, {len(few[0])} labelled target images")
@@ -86,7 +88,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     histories["scratch"] = model.fit(
         *few, epochs=config["few_label_epochs"], validation_data=target_test, **few_options
     ).history
-    results["scratch"] = _accuracy(model, target_test)
+    results["scratch"], f1_scores["scratch"] = _scores(model, target_test)
 
     _say("3/5 transfer: the source model fine-tuned on the same few labels")
     features = _copy(pretrained)
@@ -106,7 +108,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         validation_data=target_test, **few_options,
     )
     histories["transfer"] = {k: head.history[k] + tune.history[k] for k in head.history}
-    results["transfer"] = _accuracy(model, target_test)
+    results["transfer"], f1_scores["transfer"] = _scores(model, target_test)
     models["transfer"] = model
 
     steps = config["adapt_epochs"] * int(np.ceil(len(target[0]) / (config["batch_size"] // 2)))
@@ -125,7 +127,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         histories[name] = adapted.history.history
         classifier = adapted.classifier
         _compile(classifier, 1e-3)
-        results[name] = _accuracy(classifier, target_test)
+        results[name], f1_scores[name] = _scores(classifier, target_test)
         models[name] = classifier
 
     best = max(("transfer", "DANN", "CORAL"), key=results.get)
@@ -135,7 +137,9 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         "quick": quick,
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
         "target_test_accuracy": {k: v for k, v in results.items() if "(" not in k},
+        "target_test_macro_f1": {k: v for k, v in f1_scores.items() if "(" not in k},
         "source_test_accuracy": results["source-only (source test)"],
+        "source_test_macro_f1": f1_scores["source-only (source test)"],
         "exported": {"method": best, "path": export_path},
         "seconds": round(time.time() - started, 1),
         "history": histories,
@@ -146,7 +150,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         {k: h for k, h in histories.items() if k not in ("DANN", "CORAL")},
         "digits -> digits-m (val = target test)",
     )
-    table = _table(results, best, len(few[0]))
+    table = _table(results, f1_scores, best, len(few[0]))
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write(f"# keras-transfer demo ({keras.backend.backend()})\n\n{table}\n")
     print("\n" + table)
@@ -203,8 +207,10 @@ def _adapt(method, features, input_shape, steps):
     )
 
 
-def _accuracy(model, data):
-    return float(model.evaluate(*data, return_dict=True, verbose=0)["accuracy"])
+def _scores(model, data):
+    """Accuracy and macro-F1 of one evaluation (the metrics of `compile_args`)."""
+    scores = model.evaluate(*data, return_dict=True, verbose=0)
+    return float(scores["accuracy"]), float(scores["macro_f1"])
 
 
 def _save_and_export(model, out, probe):
@@ -212,7 +218,7 @@ def _save_and_export(model, out, probe):
     return export(model, artifact_path(out), overwrite=True, probe=probe).path
 
 
-def _table(results, best, labelled):
+def _table(results, f1_scores, best, labelled):
     rows = [
         ("source-only", "source labels only"),
         ("scratch", f"{labelled} target labels, random init"),
@@ -221,12 +227,14 @@ def _table(results, best, labelled):
         ("CORAL", "no target labels, covariance alignment"),
     ]
     lines = [
-        "| method | target data used | target test accuracy |",
-        "|---|---|---|",
+        "| method | target data used | target test accuracy | target test macro-F1 |",
+        "|---|---|---|---|",
     ]
     for name, used in rows:
         mark = " (exported)" if name == best else ""
-        lines.append(f"| {name}{mark} | {used} | {results[name]:.3f} |")
+        lines.append(
+            f"| {name}{mark} | {used} | {results[name]:.3f} | {f1_scores[name]:.3f} |"
+        )
     lines.append(
         f"\nSource-only model on the source test split: "
         f"{results['source-only (source test)']:.3f}."

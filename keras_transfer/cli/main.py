@@ -72,9 +72,22 @@ def _parser():
         "--num-classes", type=int, help="Checked against the dataset; default: read from it."
     )
     fit.add_argument(
-        "--validation-split",
+        "--train-split", default="train", help="Split to train on (default: train)."
+    )
+    fit.add_argument(
+        "--test-split",
         default="test",
-        help="Split used for validation (early stopping) and the final metrics.",
+        help="Split scored once after training, never used for validation (default: test).",
+    )
+    fit.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="Fraction of the training split held out for validation (early stopping), "
+        "stratified by class, unless the dataset has a 'validation' split (default: 0.1).",
+    )
+    fit.add_argument(
+        "--seed", type=int, default=0, help="Seeds the validation split, shuffling and weights."
     )
     fit.add_argument("--overwrite", action="store_true", help="Replace files in --out.")
     fit.set_defaults(run=_fit)
@@ -161,20 +174,34 @@ def _info(args):
 
 
 def _fit(args):
+    import keras
+
     from keras_transfer import datasets
     from keras_transfer import zoo
     from keras_transfer.cli import reports
+    from keras_transfer.cli import scoring
+    from keras_transfer.cli import splits
 
     spec = zoo.get_task(args.task)
-    _check_task_input(spec, datasets.describe(args.data, "train"))
+    _check_task_input(spec, datasets.describe(args.data, args.train_split))
+    plan = splits.plan_splits(
+        args.data, args.train_split, args.test_split, args.val_fraction, args.seed
+    )
+    callbacks = zoo.recipe(args.task, epochs=args.epochs)  # Checks the run length.
     out = reports.prepare_output_dir(args.out, args.overwrite)
+    keras.utils.set_random_seed(args.seed)
     image_size = args.image_size or spec.input_shape[0]
     channels = spec.input_shape[-1]
     train, info = _load_data(
-        args.data, "train", image_size, args.batch_size, args.num_classes, channels
+        args.data, plan.train, image_size, args.batch_size, args.num_classes, channels,
+        indices=plan.train_indices, seed=args.seed,
     )
     validation, _ = _load_data(
-        args.data, args.validation_split, image_size, args.batch_size, info.num_classes, channels
+        args.data, plan.validation, image_size, args.batch_size, info.num_classes, channels,
+        indices=plan.validation_indices, augment=False, shuffle=False,
+    )
+    test, _ = _load_data(
+        args.data, plan.test, image_size, args.batch_size, info.num_classes, channels
     )
     weights = None if args.weights.lower() == "none" else args.weights
     model = zoo.build(
@@ -187,31 +214,50 @@ def _fit(args):
         train,
         validation_data=validation,
         epochs=args.epochs,
-        callbacks=zoo.recipe(args.task, epochs=args.epochs),
+        callbacks=callbacks,
     )
-    test_metrics = model.evaluate(validation, return_dict=True, verbose=0)
+    validation_metrics = model.evaluate(validation, return_dict=True, verbose=0)
+    test_metrics = scoring.score_once(model, test, info.num_classes)
     model.save(os.path.join(out, MODEL_FILE))
     probe = next(iter(validation))[0][:2].numpy()
     exported = _export_model(model, _artifact_path(out), overwrite=True, probe=probe)
+    splits_report = plan.report()
+    splits_report["test"]["examples"] = test_metrics["examples"]
     reports.write_json(
         os.path.join(out, "metrics.json"),
         {
             "task": args.task,
             "data": args.data,
             "backend": _backend(),
+            "seed": args.seed,
             "num_classes": info.num_classes,
+            "class_names": list(info.class_names),
             "input_shape": list(info.image_shape),
+            "splits": splits_report,
             "epochs_run": len(history.epoch),
             "history": history.history,
-            args.validation_split: test_metrics,
+            "validation": validation_metrics,
+            "test": test_metrics,
             "export": exported,
         },
     )
     reports.plot_curves(
         os.path.join(out, "curves.png"), {args.task: history.history}, args.task
     )
-    print(f"{args.validation_split}: {test_metrics}")
-    print(f"wrote {out}: {MODEL_FILE}, metrics.json, curves.png, {os.path.basename(exported)}")
+    scoring.plot_confusion_matrix(
+        os.path.join(out, "confusion_matrix.png"),
+        test_metrics["confusion_matrix"],
+        info.class_names,
+        f"{args.task} on {args.data} split {plan.test!r} (evaluated once)",
+    )
+    print(
+        f"test split {plan.test!r} ({test_metrics['examples']} examples, evaluated once): "
+        f"accuracy {test_metrics['accuracy']:.4f}, macro-F1 {test_metrics['macro_f1']:.4f}"
+    )
+    print(
+        f"wrote {out}: {MODEL_FILE}, metrics.json, curves.png, confusion_matrix.png, "
+        f"{os.path.basename(exported)}"
+    )
     return 0
 
 
@@ -307,8 +353,11 @@ def _model_image_size(model):
     return shape[1]
 
 
-def _load_data(spec, split, image_size, batch_size, num_classes=None, channels=None):
-    """`(tf.data.Dataset, DatasetInfo)` of a dataset spec, checked against a task."""
+def _load_data(spec, split, image_size, batch_size, num_classes=None, channels=None, **options):
+    """`(tf.data.Dataset, DatasetInfo)` of a dataset spec, checked against a task.
+
+    `options` go to `keras_transfer.datasets.load` (`indices`, `augment`, ...).
+    """
     from keras_transfer import datasets
 
     return datasets.load(
@@ -319,6 +368,7 @@ def _load_data(spec, split, image_size, batch_size, num_classes=None, channels=N
         batch_size=batch_size,
         num_classes=num_classes,
         with_info=True,
+        **options,
     )
 
 

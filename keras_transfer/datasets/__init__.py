@@ -6,4 +6,5 @@ from keras_transfer.datasets.dataset_info import DatasetInfo
 from keras_transfer.datasets.paired import PairedArrays
 from keras_transfer.datasets.paired import paired_dataset
 from keras_transfer.datasets.pipeline import describe
+from keras_transfer.datasets.pipeline import labels
 from keras_transfer.datasets.pipeline import load

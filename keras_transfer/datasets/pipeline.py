@@ -63,6 +63,60 @@ def describe(spec, split="train", *, data_dir=None):
     return DatasetInfo("arrays", num_classes, tuple(str(i) for i in range(num_classes)), shape, len(y))
 
 
+def labels(spec, split="train", *, data_dir=None):
+    """The labels of a dataset split, in its stored order, without its images.
+
+    Position `i` of the result is the example that `load(spec, split,
+    indices=[i])` keeps, so a subset (a stratified validation split, say)
+    can be chosen from the labels and loaded by position.
+
+    Args:
+        spec: Dataset spec, as for `load`.
+        split: String or `None`. The split, as for `load`. Defaults to
+            `"train"`.
+        data_dir: String or `None`. TensorFlow Datasets data directory.
+
+    Returns:
+        An int64 numpy array of class indices.
+
+    Example:
+
+    >>> y = keras_transfer.datasets.labels("digits", "train")
+    >>> validation = keras_transfer.datasets.load(
+    ...     "digits", "train", indices=np.flatnonzero(y == 3), shuffle=False)
+    """
+    kind, value = _parse_spec(spec)
+    if kind == "tfds":
+        tfds = _import_tfds()
+        _describe_tfds(value, split, data_dir)  # Checks the split.
+        image_key, _ = tfds.builder(value, data_dir=data_dir).info.supervised_keys
+        dataset = tfds.load(
+            value,
+            split=split,
+            as_supervised=True,
+            shuffle_files=False,
+            data_dir=data_dir,
+            decoders={image_key: tfds.decode.SkipDecoding()},
+        )
+        return np.array([label for _, label in tfds.as_numpy(dataset)], dtype="int64")
+    if kind == "folder":
+        root = _folder_root(value, split)
+        listing = keras.utils.image_dataset_from_directory(
+            root, batch_size=None, shuffle=False, verbose=False
+        )
+        classes = list(listing.class_names)
+        return np.array(
+            [
+                classes.index(os.path.relpath(path, root).split(os.sep)[0])
+                for path in listing.file_paths
+            ],
+            dtype="int64",
+        )
+    if kind == "builtin":
+        return load_builtin(value, split, image_size=8)[1].astype("int64")
+    return np.asarray(value[1], dtype="int64")
+
+
 def load(
     spec,
     split="train",
@@ -77,6 +131,7 @@ def load(
     num_classes=None,
     seed=0,
     data_dir=None,
+    indices=None,
     with_info=False,
 ):
     """Build a batched `tf.data.Dataset` of `(images, labels)` for `model.fit`.
@@ -113,6 +168,10 @@ def load(
             number of classes.
         seed: Integer. Seed of shuffling, augmentation and built-in patches.
         data_dir: String or `None`. TensorFlow Datasets data directory.
+        indices: 1-D integer array or `None`. Keep only the examples at
+            these positions of the split's stored order (the order of
+            `keras_transfer.datasets.labels`), e.g. a validation subset
+            carved from `"train"`. Defaults to `None` (all examples).
         with_info: Boolean. Also return the `DatasetInfo`, its
             `image_shape` being that of the images the dataset yields.
 
@@ -144,7 +203,9 @@ def load(
     shuffle = training if shuffle is None else shuffle
     augmentation = _augmentation(augment, training, info.name, seed)
 
-    dataset = _read(spec, split, size, shuffle, seed, data_dir)
+    if indices is not None:
+        indices = _check_indices(indices, info.num_examples)
+    dataset = _read(spec, split, size, shuffle, seed, data_dir, indices)
 
     def prepare(image, label):
         image = tf.cast(image, "float32")
@@ -176,7 +237,8 @@ def load(
         return dataset
     height_width = size or info.image_shape[:2]
     output_shape = tuple(height_width) + (channels or info.image_shape[-1],)
-    return dataset, dataclasses.replace(info, image_shape=output_shape)
+    count = info.num_examples if indices is None else len(indices)
+    return dataset, dataclasses.replace(info, image_shape=output_shape, num_examples=count)
 
 
 def _parse_spec(spec):
@@ -313,9 +375,49 @@ def _augmentation(augment, training, name, seed):
     )
 
 
-def _read(spec, split, size, shuffle, seed, data_dir):
-    """The unbatched `(image, label)` dataset of a spec."""
+def _check_indices(indices, num_examples):
+    """`indices` as sorted, distinct int64 positions within the split."""
+    array = np.asarray(indices)
+    valid = array.ndim == 1 and array.size and np.issubdtype(array.dtype, np.integer)
+    valid = valid and array.min() >= 0 and len(np.unique(array)) == len(array)
+    if valid and num_examples is not None:
+        valid = array.max() < num_examples
+    if not valid:
+        size = "" if num_examples is None else f" below {num_examples}"
+        raise ValueError(
+            "Invalid value received for argument `indices`. Expected a "
+            f"non-empty 1-D array of distinct integers >= 0{size}. "
+            f"Received: indices={indices!r}"
+        )
+    return np.sort(array).astype("int64")
+
+
+def _keep_positions(dataset, indices):
+    """The examples of `dataset` at `indices` (sorted), in stored order."""
     import tensorflow as tf
+
+    mask = np.zeros(int(indices[-1]) + 1, dtype=bool)
+    mask[indices] = True
+    keep = tf.constant(mask)
+    return (
+        dataset.take(len(mask))
+        .enumerate()
+        .filter(lambda position, example: tf.gather(keep, position))
+        .map(lambda position, example: example)
+        # A filter hides the length; `fit` needs it (steps per epoch).
+        .apply(tf.data.experimental.assert_cardinality(len(indices)))
+    )
+
+
+def _read(spec, split, size, shuffle, seed, data_dir, indices=None):
+    """The unbatched `(image, label)` dataset of a spec (`indices`: a subset)."""
+    import tensorflow as tf
+
+    if indices is not None:
+        # Positions refer to the stored order: read it unshuffled, keep the
+        # subset, and let `load` shuffle the examples afterwards.
+        whole = _read(spec, split, size, False, seed, data_dir)
+        return _keep_positions(whole, indices)
 
     kind, value = _parse_spec(spec)
     if kind == "tfds":

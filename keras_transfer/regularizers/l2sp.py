@@ -95,8 +95,10 @@ def apply_l2sp(model, backbone, alpha=0.01, beta=0.01):
             inside `model`.
         alpha: Float >= 0. Strength of the pull towards the pretrained
             weights. Defaults to `0.01`.
-        beta: Float >= 0. Strength of the plain L2 penalty on the head.
-            Defaults to `0.01`.
+        beta: Float >= 0 or `None`. Strength of the plain L2 penalty on the
+            head. `None` leaves the head's weights as they are, with their own
+            regularizers (e.g. a `kernel_regularizer` given to
+            `keras_transfer.heads.ClassificationHead`). Defaults to `0.01`.
 
     Returns:
         The list of backbone variables that were snapshotted.
@@ -116,7 +118,8 @@ def apply_l2sp(model, backbone, alpha=0.01, beta=0.01):
         - [Li, Grandvalet & Davoine, 2018](https://arxiv.org/abs/1802.01483)
     """
     check_number("alpha", alpha, minimum=0)
-    check_number("beta", beta, minimum=0)
+    if beta is not None:
+        check_number("beta", beta, minimum=0)
     pretrained = _keras_compat.created_trainable_variables(backbone)
     if not pretrained:
         raise ValueError(
@@ -134,8 +137,8 @@ def apply_l2sp(model, backbone, alpha=0.01, beta=0.01):
             "does not contain"
         )
     pretrained_ids = {id(v) for v in pretrained}
-    head = [v for v in everything if id(v) not in pretrained_ids]
-    for variable in everything:
+    head = [] if beta is None else [v for v in everything if id(v) not in pretrained_ids]
+    for variable in pretrained + head:
         if variable.regularizer is not None and not isinstance(
             variable.regularizer, L2SP
         ):

@@ -3,7 +3,7 @@
 Keras already has `ExponentialDecay`, `PiecewiseConstantDecay`,
 `PolynomialDecay`, `InverseTimeDecay`, `CosineDecay` (with warmup) and
 `CosineDecayRestarts` (SGDR); use those. `LinearWarmup` adds a warmup to any
-of them.
+of them, `StepOffset` starts one at a later optimizer step.
 """
 
 from keras_transfer.schedules.dann_decay import DANNDecay
@@ -13,6 +13,7 @@ from keras_transfer.schedules.inverse_square_root_decay import (
 )
 from keras_transfer.schedules.linear_warmup import LinearWarmup
 from keras_transfer.schedules.one_cycle import OneCycle
+from keras_transfer.schedules.step_offset import StepOffset
 
 __all__ = [
     "DANNDecay",
@@ -20,4 +21,5 @@ __all__ = [
     "InverseSquareRootDecay",
     "LinearWarmup",
     "OneCycle",
+    "StepOffset",
 ]

@@ -5,10 +5,12 @@ from keras_transfer._validation import check_int
 from keras_transfer._validation import check_number
 from keras_transfer.schedules._common import float_step
 from keras_transfer.schedules._common import ramp
+from keras_transfer.schedules._common import WrapsSchedule
+from keras_transfer.schedules._common import serialize_schedule
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
-class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+class LinearWarmup(WrapsSchedule, keras.optimizers.schedules.LearningRateSchedule):
     """Puts a linear warmup in front of any learning rate schedule.
 
     Keras' `CosineDecay` has a warmup of its own; this wrapper gives one to
@@ -96,23 +98,9 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return ops.where(step < self.warmup_steps, warmup, after)
 
     def get_config(self):
-        schedule = self.schedule
-        if isinstance(
-            schedule, keras.optimizers.schedules.LearningRateSchedule
-        ):
-            schedule = keras.saving.serialize_keras_object(schedule)
         return {
-            "schedule": schedule,
+            "schedule": serialize_schedule(self.schedule),
             "warmup_steps": self.warmup_steps,
             "initial_learning_rate": self.initial_learning_rate,
             "name": self.name,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config["schedule"], dict):
-            config["schedule"] = keras.saving.deserialize_keras_object(
-                config["schedule"]
-            )
-        return cls(**config)

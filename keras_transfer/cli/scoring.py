@@ -1,0 +1,79 @@
+"""The one pass over the test split at the end of `keras-transfer fit`.
+
+The model predicts every test example once; accuracy, macro-F1 (scikit-learn's
+`f1_score(average="macro")`), the loss and the confusion matrix all come from
+those predictions.
+"""
+
+import keras
+import numpy as np
+
+
+def score_once(model, dataset, num_classes):
+    """Predict `dataset` once and score the predictions.
+
+    Args:
+        model: A compiled classifier with `num_classes` logits (or scores).
+        dataset: Batches of `(images, integer labels)`, read once.
+        num_classes: Int. Number of classes (rows and columns of the
+            confusion matrix).
+
+    Returns:
+        A dict: `examples`, `loss` (the compiled loss over all examples),
+        `accuracy`, `macro_f1` and `confusion_matrix` (a list of rows, one
+        per true class; columns are predicted classes).
+    """
+    from sklearn.metrics import confusion_matrix
+    from sklearn.metrics import f1_score
+
+    labels, scores = [], []
+    for images, batch_labels in dataset:
+        labels.append(np.asarray(batch_labels))
+        scores.append(keras.ops.convert_to_numpy(model.predict_on_batch(np.asarray(images))))
+    labels = np.concatenate(labels).astype("int64")
+    scores = np.concatenate(scores)
+    if scores.shape[-1] == 1:  # One logit: a binary head.
+        predicted = (scores[:, 0] > 0).astype("int64")
+    else:
+        predicted = np.argmax(scores, axis=-1)
+    loss = keras.ops.convert_to_numpy(model.loss(labels, scores))
+    return {
+        "examples": int(len(labels)),
+        "loss": float(loss),
+        "accuracy": float(np.mean(predicted == labels)),
+        "macro_f1": float(f1_score(labels, predicted, average="macro")),
+        "confusion_matrix": confusion_matrix(
+            labels, predicted, labels=np.arange(num_classes)
+        ).tolist(),
+    }
+
+
+def plot_confusion_matrix(path, matrix, class_names, title):
+    """Write `matrix` (rows: true class, columns: predicted) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    size = max(3.0, 0.45 * len(class_names) + 1.5)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    ticks = np.arange(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+    axis.set_yticks(ticks, class_names, fontsize=7)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    if len(class_names) <= 20:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for row, column in np.ndindex(matrix.shape):
+            axis.text(
+                column, row, matrix[row, column], ha="center", va="center", fontsize=7,
+                color="white" if matrix[row, column] > threshold else "black",
+            )
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
