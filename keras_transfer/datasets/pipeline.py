@@ -14,13 +14,17 @@ tf.data feeds `model.fit` on the TensorFlow, JAX and PyTorch backends alike.
 import dataclasses
 import difflib
 import os
+import warnings
 
-import keras
 import numpy as np
 
+from keras_transfer.datasets._labels import assert_labels_in_pipeline
+from keras_transfer.datasets._labels import check_label_array
 from keras_transfer.datasets.builtin import list_builtins
 from keras_transfer.datasets.builtin import load_builtin
 from keras_transfer.datasets.dataset_info import DatasetInfo
+from keras_transfer.datasets.epochs import keyed_passes
+from keras_transfer.datasets.epochs import register_counter
 
 _BUILTIN_IMAGE_SIZE = 32
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -77,13 +81,23 @@ def load(
     num_classes=None,
     seed=0,
     data_dir=None,
+    skip_bad_images=False,
     with_info=False,
 ):
     """Build a batched `tf.data.Dataset` of `(images, labels)` for `model.fit`.
 
     Images come out float32 with raw pixel values (0..255), resized to
     `image_size`; zoo models carry their own preprocessing, so an exported
-    model takes the same raw pixels. Labels come out int64 class indices.
+    model takes the same raw pixels. Labels come out int64 class indices,
+    checked to lie in `[0, num_classes)` (numpy labels at once, tfds labels
+    as they are read).
+
+    Each pass over a shuffled or augmented dataset is drawn from `seed` and
+    the pass number (0, 1, ...), not from state that advances as it is
+    read, so training is reproducible and a run resumed by
+    `keras.callbacks.BackupAndRestore` sees the same data as an
+    uninterrupted one when `keras_transfer.datasets.EpochSync(dataset)` is
+    among the callbacks (it sets the pass number to the epoch).
 
     Args:
         spec: Dataset spec: `"tfds:<name>"`, `"folder:<path>"`, a built-in
@@ -103,9 +117,11 @@ def load(
             augmentation, inside tf.data: a Keras preprocessing layer
             (`keras.layers.Rescaling(1 / 255)`) or a function of tf tensors.
         augment: `None` (augment when `split` starts with `"train"`), `True`
-            (random flip, small rotation and translation; no flip for digit
-            datasets), `False`, or a tf.data-compatible Keras layer such as
-            `keras.layers.Pipeline([...])`.
+            (random horizontal flip, rotation up to 18 degrees and shifts up
+            to 10% of the side, bilinear with reflected borders; no flip for
+            digit datasets), `False`, or a tf.data-compatible Keras layer
+            such as `keras.layers.Pipeline([...])` (it draws from its own
+            random state, so resumed runs see other augmentations).
         shuffle: Boolean or `None` (shuffle when `split` starts with
             `"train"`).
         shuffle_buffer: Integer. Shuffle buffer size. Defaults to `1024`.
@@ -113,6 +129,11 @@ def load(
             number of classes.
         seed: Integer. Seed of shuffling, augmentation and built-in patches.
         data_dir: String or `None`. TensorFlow Datasets data directory.
+        skip_bad_images: Boolean. For `"folder:"` datasets: decode every
+            image first and leave out the files that cannot be decoded
+            (they are listed in a warning). Defaults to `False`: a file that
+            cannot be decoded stops iteration with TensorFlow's error; then
+            `keras_transfer.datasets.find_unreadable_images` names it.
         with_info: Boolean. Also return the `DatasetInfo`, its
             `image_shape` being that of the images the dataset yields.
 
@@ -128,6 +149,24 @@ def load(
 
     info = describe(spec, split, data_dir=data_dir)
     info.check(num_classes=num_classes)
+    kind, value = _parse_spec(spec)
+    skipped = []
+    if skip_bad_images:
+        if kind != "folder":
+            raise ValueError(
+                "Invalid value received for argument `skip_bad_images`: only "
+                "'folder:' datasets are decoded file by file. Received: "
+                f"skip_bad_images=True with spec={info.name!r}"
+            )
+        skipped = find_unreadable_images(spec, split)
+        if skipped:
+            warnings.warn(
+                f"Skipped {len(skipped)} image(s) of {info.name!r} split "
+                f"{split!r} that cannot be decoded: {', '.join(skipped[:5])}"
+                f"{' ...' if len(skipped) > 5 else ''}",
+                stacklevel=2,
+            )
+            info = dataclasses.replace(info, num_examples=info.num_examples - len(skipped))
     size = _image_size_pair(image_size)
     if size is None and None in info.image_shape[:2]:
         raise ValueError(
@@ -142,9 +181,9 @@ def load(
         )
     training = isinstance(split, str) and split.startswith("train")
     shuffle = training if shuffle is None else shuffle
-    augmentation = _augmentation(augment, training, info.name, seed)
+    augment = _check_augment(training if augment is None else augment)
 
-    dataset = _read(spec, split, size, shuffle, seed, data_dir)
+    source = _read(kind, value, split, size, seed, data_dir, set(skipped))
 
     def prepare(image, label):
         image = tf.cast(image, "float32")
@@ -154,24 +193,37 @@ def load(
             image = tf.image.rgb_to_grayscale(image)
         if size is not None and tuple(image.shape[:2]) != size:
             image = tf.image.resize(image, size)
-        return image, tf.cast(label, "int64")
+        label = tf.cast(label, "int64")
+        if kind == "tfds":
+            # Some tfds splits mark unlabelled examples with -1.
+            label = assert_labels_in_pipeline(label, info.num_classes, "spec")
+        return image, label
 
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    dataset = dataset.batch(batch_size)
-    if augmentation is not None:
-        # Sequential on purpose: Keras' random layers draw from a stateful
-        # seed variable, and parallel calls would race on it, making the
-        # augmentation of a given batch depend on thread timing instead of
-        # `seed` (observed: two loads with seed=3 differed in their first batch).
-        dataset = dataset.map(lambda x, y: (augmentation(x), y))
+    counter = None
+    if shuffle or augment is not False:
+        dataset, counter = keyed_passes(
+            source,
+            prepare,
+            batch_size,
+            shuffle_buffer if shuffle else False,
+            None if augment is False else augment,
+            flip=info.name not in _NO_FLIP,
+            seed=seed,
+            num_examples=info.num_examples,
+        )
+    else:
+        if not isinstance(source, tf.data.Dataset):
+            table, decode = source
+            source = tf.data.Dataset.from_tensor_slices(table).map(decode)
+        dataset = source.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
     if preprocessing is not None:
         dataset = dataset.map(
             lambda x, y: (preprocessing(x), y),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    if counter is not None:
+        register_counter(dataset, counter)
     if not with_info:
         return dataset
     height_width = size or info.image_shape[:2]
@@ -183,11 +235,25 @@ def _parse_spec(spec):
     """Return `(kind, value)` with kind in tfds, folder, builtin, arrays."""
     if isinstance(spec, (tuple, list)) and len(spec) == 2:
         x, y = (np.asarray(part) for part in spec)
-        if x.ndim not in (3, 4) or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
+        if (
+            x.ndim not in (3, 4)
+            or y.ndim != 1
+            or len(x) != len(y)
+            or not len(y)
+            or not np.issubdtype(y.dtype, np.integer)
+        ):
             raise ValueError(
                 "Invalid value received for argument `spec`: arrays must be "
-                "images (N, H, W) or (N, H, W, C) and integer labels (N,). "
-                f"Received: x.shape={x.shape}, y.shape={y.shape}, y.dtype={y.dtype}"
+                "at least one image, (N, H, W) or (N, H, W, C), and integer "
+                f"labels (N,). Received: x.shape={x.shape}, y.shape={y.shape}, "
+                f"y.dtype={y.dtype}"
+            )
+        check_label_array(y, None, "spec")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise ValueError(
+                "Invalid value received for argument `spec`: images must be "
+                f"finite. Received: x[{', '.join(map(str, bad))}]={x[tuple(bad)]}"
             )
         return "arrays", (x, y)
     if isinstance(spec, str):
@@ -266,18 +332,13 @@ def _folder_root(path, split):
 
 def _describe_folder(path, split):
     root = _folder_root(path, split)
-    classes = sorted(entry for entry in os.listdir(root) if os.path.isdir(os.path.join(root, entry)))
+    classes = _folder_classes(root)
     if not classes:
         raise ValueError(
             f"Folder {root!r} has no class sub-folders; expected one sub-folder "
             f"of images per class. Received: spec='folder:{path}', split={split!r}"
         )
-    count = sum(
-        name.lower().endswith(_IMAGE_EXTENSIONS)
-        for label in classes
-        for _, _, files in os.walk(os.path.join(root, label))
-        for name in files
-    )
+    count = len(_folder_files(path, split))
     return DatasetInfo(f"folder:{path}", len(classes), tuple(classes), (None, None, 3), count)
 
 
@@ -293,19 +354,8 @@ def _image_size_pair(image_size):
     return tuple(int(v) for v in pair)
 
 
-def _augmentation(augment, training, name, seed):
-    if augment is None:
-        augment = training
-    if augment is False:
-        return None
-    if augment is True:
-        layers = [] if name in _NO_FLIP else [keras.layers.RandomFlip("horizontal", seed=seed)]
-        layers += [
-            keras.layers.RandomRotation(0.05, seed=seed),
-            keras.layers.RandomTranslation(0.1, 0.1, seed=seed),
-        ]
-        return keras.layers.Pipeline(layers)
-    if callable(augment):
+def _check_augment(augment):
+    if augment is True or augment is False or callable(augment):
         return augment
     raise ValueError(
         "Invalid value received for argument `augment`. Expected None, True, "
@@ -313,34 +363,95 @@ def _augmentation(augment, training, name, seed):
     )
 
 
-def _read(spec, split, size, shuffle, seed, data_dir):
-    """The unbatched `(image, label)` dataset of a spec."""
+def _read(kind, value, split, size, seed, data_dir, skip):
+    """The examples of a parsed spec, in stored order.
+
+    A tfds dataset is a stream: a `tf.data.Dataset` of `(image, label)`,
+    its files read in one order drawn from `seed`. Everything else is
+    `(table, decode)`: tensors with one row per example and the function
+    that turns a row into `(image, label)`, so that `keyed_passes` can read
+    the rows in any order.
+    """
     import tensorflow as tf
 
-    kind, value = _parse_spec(spec)
     if kind == "tfds":
         tfds = _import_tfds()
         return tfds.load(
             value,
             split=split,
             as_supervised=True,
-            shuffle_files=shuffle,
+            shuffle_files=True,
             data_dir=data_dir,
-            read_config=tfds.ReadConfig(shuffle_seed=seed),
+            read_config=tfds.ReadConfig(
+                shuffle_seed=seed, shuffle_reshuffle_each_iteration=False
+            ),
         )
     if kind == "folder":
-        return keras.utils.image_dataset_from_directory(
-            _folder_root(value, split),
-            batch_size=None,
-            image_size=size,
-            shuffle=shuffle,
-            seed=seed,
-            verbose=False,
-        )
+        files = [(p, label) for p, label in _folder_files(value, split) if p not in skip]
+        paths, labels = zip(*files) if files else ((), ())
+
+        def decode(path, label):
+            image = tf.io.decode_image(
+                tf.io.read_file(path), channels=3, expand_animations=False
+            )
+            return image, label
+
+        return (tf.constant(paths, tf.string), tf.constant(labels, tf.int64)), decode
     if kind == "builtin":
         # Rendered square; `prepare` resizes to a non-square `image_size`.
         value = load_builtin(value, split, image_size=max(size) if size else _BUILTIN_IMAGE_SIZE, seed=seed)
     x, y = value
     if x.ndim == 3:
         x = x[..., None]
-    return tf.data.Dataset.from_tensor_slices((x, y))
+    return (tf.constant(x), tf.constant(y)), lambda image, label: (image, label)
+
+
+def _folder_classes(root):
+    return sorted(entry for entry in os.listdir(root) if os.path.isdir(os.path.join(root, entry)))
+
+
+def _folder_files(path, split):
+    """Sorted `(image path, label)` pairs of a class-per-sub-folder dataset."""
+    root = _folder_root(path, split)
+    return [
+        (os.path.join(folder, name), label)
+        for label, class_name in enumerate(_folder_classes(root))
+        for folder, _, names in sorted(os.walk(os.path.join(root, class_name)))
+        for name in sorted(names)
+        if name.lower().endswith(_IMAGE_EXTENSIONS)
+    ]
+
+
+def find_unreadable_images(spec, split=None):
+    """Paths of the images of a `"folder:"` dataset that cannot be decoded.
+
+    Decodes every image with the decoder `load` uses (`tf.io.decode_image`:
+    BMP, GIF, JPEG, PNG), so it reads the whole dataset once.
+
+    Args:
+        spec: `"folder:<path>"`.
+        split: The sub-folder, or `None` for the folder itself.
+
+    Returns:
+        A sorted list of paths; empty when every image decodes.
+
+    Example:
+
+    >>> keras_transfer.datasets.find_unreadable_images("folder:photos", "train")
+    ['photos/train/cat/truncated.jpg']
+    """
+    import tensorflow as tf
+
+    kind, value = _parse_spec(spec)
+    if kind != "folder":
+        raise ValueError(
+            "Invalid value received for argument `spec`: only 'folder:' "
+            f"datasets are read file by file. Received: spec={spec!r}"
+        )
+    bad = []
+    for path, _ in _folder_files(value, split):
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            bad.append(path)
+    return bad
