@@ -241,6 +241,19 @@ def test_each_pass_is_drawn_from_seed_and_pass_number():
     assert int(data.cardinality()) == int(np.ceil(len(datasets.load_builtin("digits", "train")[1]) / 32))
 
 
+def test_epoch_sync_sets_the_epoch_of_paired_arrays():
+    source = (np.arange(40, dtype="float32")[:, None], np.arange(40) % 3)
+    target = np.arange(100, 124, dtype="float32")[:, None]
+    epochs = datasets.paired_dataset(source, target, batch_size=8, seed=5)
+    first = epochs[0][0]
+    epochs.on_epoch_end()
+    second = epochs[0][0]
+    assert not np.array_equal(first, second)
+    resumed = datasets.paired_dataset(source, target, batch_size=8, seed=5)
+    datasets.EpochSync(resumed).on_epoch_begin(1)
+    np.testing.assert_array_equal(resumed[0][0], second)
+
+
 class _Interrupt(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == 2:

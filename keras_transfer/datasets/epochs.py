@@ -14,6 +14,8 @@ import weakref
 
 import keras
 
+from keras_transfer.datasets.paired import PairedArrays
+
 # Default augmentation: rotation up to 0.05 turns (18 degrees) and shifts of
 # up to 10% of the side each way, as keras.layers.RandomRotation(0.05) and
 # RandomTranslation(0.1, 0.1) (bilinear, reflected borders).
@@ -144,10 +146,13 @@ class EpochSync(keras.callbacks.Callback):
     process, this callback sets the pass number to 5, so the resumed run sees
     exactly the data the uninterrupted run saw and ends with the same
     weights. (A custom `augment=` layer draws from its own random state.)
+    It does the same for the `PairedArrays` of
+    `keras_transfer.datasets.paired_dataset`, whose batches are drawn from
+    `(seed, epoch, index)`.
 
     Args:
         dataset: A dataset returned by `keras_transfer.datasets.load` with
-            shuffling or augmentation on.
+            shuffling or augmentation on, or a `PairedArrays`.
 
     Example:
 
@@ -162,15 +167,18 @@ class EpochSync(keras.callbacks.Callback):
 
     def __init__(self, dataset):
         super().__init__()
-        if dataset not in _PASS_COUNTERS:
+        if not isinstance(dataset, PairedArrays) and dataset not in _PASS_COUNTERS:
             raise ValueError(
                 "Invalid value received for argument `dataset`. Expected a "
                 "dataset returned by `keras_transfer.datasets.load` with "
                 "shuffling or augmentation on (the training split by "
-                "default); a dataset without them is the same every epoch. "
-                f"Received: dataset={dataset!r}"
+                "default), or a `PairedArrays`; a dataset without them is the "
+                f"same every epoch. Received: dataset={dataset!r}"
             )
-        self.counter = _PASS_COUNTERS[dataset]
+        self.dataset = dataset
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.counter.assign(epoch)
+        if isinstance(self.dataset, PairedArrays):
+            self.dataset.epoch = epoch
+        else:
+            _PASS_COUNTERS[self.dataset].assign(epoch)
