@@ -184,6 +184,19 @@ def test_a_model_taking_any_image_size_exports(tmp_path, backend):
     assert outputs["logits"].shape == (2, 2)
 
 
+def test_onnx_from_every_backend(tmp_path, backend):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip({"tensorflow": "tf2onnx", "jax": "jax2onnx", "torch": "onnxscript"}[backend])
+    model = _image_model()
+    images = np.random.uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    result = export(model, tmp_path / "model.onnx", probe=images, format="onnx")
+    assert result.format == "onnx" and result.max_abs_diff <= 1e-4
+    outputs = _reload_outputs(result, {"image": images})
+    np.testing.assert_allclose(
+        outputs["logits"], keras.ops.convert_to_numpy(model(images, training=False)), atol=1e-4
+    )
+
+
 @pytest.mark.bad_input
 def test_non_finite_probes_and_models_are_named_as_such(tmp_path):
     model = _image_model()

@@ -75,6 +75,7 @@ def test_killed_fit_keeps_the_old_run_and_resumes_to_the_same_weights(tmp_path, 
     # Resumed again: only the swap is left; the new run is whole.
     assert cli.main([*FIT, "--out", str(out), "--resume"]) == 0
     assert sorted(os.listdir(tmp_path)) == ["run"]
+    assert set(_snapshot(out)) == set(reference)  # The same files, nothing stale beside them.
     new = json.loads((out / "metrics.json").read_text())
     old = json.loads(reference["metrics.json"])
     assert new["epochs_run"] == old["epochs_run"] == 2
@@ -96,16 +97,19 @@ def _serve(path, images):
     import tensorflow as tf
 
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    return signature(image=tf.constant(images))["logits"].numpy()
+    (outputs,) = signature(image=tf.constant(images)).values()
+    return outputs.numpy()
 
 
 def test_killed_export_keeps_the_old_artifact(tmp_path):
-    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    """Also: the CLI subprocess loads a model holding keras-transfer classes."""
+    from keras_transfer import zoo
+
+    images = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
     models = {}
-    for name in ("old", "new"):
-        inputs = keras.Input((8, 8, 3), name="image")
-        x = keras.layers.GlobalAveragePooling2D()(inputs)
-        models[name] = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    for seed, name in enumerate(("old", "new")):
+        keras.utils.set_random_seed(seed)
+        models[name] = zoo.build("test/tiny_cnn", 3, input_shape=(16, 16, 3))
         models[name].save(tmp_path / f"{name}.keras")
     exported = tmp_path / "exported"
     assert cli.main(["export", str(tmp_path / "old.keras"), "--out", str(exported)]) == 0

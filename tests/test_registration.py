@@ -102,6 +102,7 @@ def test_saved_models_load_after_only_import_keras_transfer(saved_models, backen
         assert report["imported_before_text"] == []
 
 
+@pytest.mark.slow
 def test_saved_models_load_under_another_backend(saved_models, backend):
     manifest_path, families = saved_models
     report = _load_in_fresh_process(manifest_path, NEXT_BACKEND[backend])

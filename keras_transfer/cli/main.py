@@ -337,7 +337,7 @@ def _train(args, spec, run, train_and_info, validation):
             "epochs_run": len(history.get("loss", [])),
             "history": history,
             args.validation_split: test_metrics,
-            "export": os.path.join(args.out, os.path.basename(exported)),
+            "export": os.path.join(os.path.abspath(args.out), os.path.basename(exported)),
         },
     )
     reports.plot_curves(run.file("curves.png"), {args.task: history}, args.task)
