@@ -80,12 +80,14 @@ def replace(new, path):
     """
     _fsync(new)
     if os.path.isdir(new) and os.path.isdir(path) and not os.path.islink(path):
-        if not _exchange(new, path):
-            old = sibling(path, "old")
+        old = sibling(path, "old")
+        if _exchange(new, path):
+            crash_point("replace:exchanged")
+            os.rename(new, old)  # Out of the way in one step, then deleted.
+        else:
             os.rename(path, old)
             os.rename(new, path)
-            new = old
-        _remove(new)
+        _remove(old)
     else:
         if os.path.lexists(path) and os.path.isdir(new) != os.path.isdir(path):
             _remove(path)

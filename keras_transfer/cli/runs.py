@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import time
 
 import keras
 import numpy as np
@@ -66,6 +67,10 @@ class Run:
                 f"Output folder {out!r} is an existing file, not a folder. "
                 "Choose another `--out`."
             )
+        if os.path.isdir(staging) and _swapped_out(staging, out):
+            # Killed right after the swap: the staging folder holds the
+            # previous run, which the finished run in `out` replaced.
+            shutil.rmtree(staging)
         if os.path.isdir(staging):
             if resume:
                 run = cls(out, staging, settings)
@@ -96,14 +101,15 @@ class Run:
                 f"({error.strerror or error}). Choose a writable `--out`."
             ) from error
         run = cls(out, staging, settings)
-        _atomic.write_json(run.file(SETTINGS), {"settings": settings, "finished": False})
+        _atomic.write_json(
+            run.file(SETTINGS), {"settings": settings, "finished": False, "started": time.time()}
+        )
         return run
 
     @property
     def finished(self):
         """Whether every file of the run is written (only the swap is left)."""
-        with open(self.file(SETTINGS)) as f:
-            return json.load(f)["finished"]
+        return _read_settings(self.path)["finished"]
 
     def file(self, name):
         """Path of the run file `name` (inside the staging folder)."""
@@ -119,7 +125,7 @@ class Run:
 
     def finish(self):
         """Marks the run finished, drops its checkpoints and swaps it in as `out`."""
-        _atomic.write_json(self.file(SETTINGS), {"settings": self.settings, "finished": True})
+        _atomic.write_json(self.file(SETTINGS), {**_read_settings(self.path), "finished": True})
         if os.path.isdir(self.checkpoints):
             shutil.rmtree(self.checkpoints)
         _atomic.crash_point("fit:swap")
@@ -127,8 +133,7 @@ class Run:
         return self.out
 
     def _check_same_settings(self):
-        with open(self.file(SETTINGS)) as f:
-            saved = json.load(f)["settings"]
+        saved = _read_settings(self.path)["settings"]
         differ = sorted(k for k in set(saved) | set(self.settings) if saved.get(k) != self.settings.get(k))
         if differ:
             shown = ", ".join(
@@ -173,6 +178,19 @@ class Run:
             if m
         ]
         return os.path.join(self.checkpoints, f"epoch-{max(epochs)}") if epochs else None
+
+
+def _read_settings(folder):
+    with open(os.path.join(folder, SETTINGS)) as f:
+        return json.load(f)
+
+
+def _swapped_out(staging, out):
+    """Whether `staging` is a finished run older than the one in `out`."""
+    if not os.path.isfile(os.path.join(out, SETTINGS)):
+        return False
+    old, new = _read_settings(staging), _read_settings(out)
+    return old["finished"] and old["started"] < new["started"]
 
 
 class _Commit(keras.callbacks.Callback):
