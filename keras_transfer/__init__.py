@@ -2,10 +2,14 @@
 
 The public API is loaded lazily (PEP 562), so importing the package does not
 import Keras: `keras-transfer --backend jax ...` must set `KERAS_BACKEND`
-before Keras picks its backend.
+before Keras picks its backend. Importing it still makes every serializable
+keras-transfer class known to Keras (now, or as soon as Keras is imported),
+so `keras.saving.load_model` works after a plain `import keras_transfer`.
 """
 
 import importlib
+
+from keras_transfer import _registration
 
 __version__ = "0.1.0"
 
@@ -56,6 +60,8 @@ _API = {
 }
 
 __all__ = sorted(_API)
+
+_registration.install()
 
 
 def __getattr__(name):

@@ -9,12 +9,19 @@ into place. A failed check leaves nothing behind.
 import dataclasses
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import keras
 import numpy as np
 
+from keras_transfer._atomic import crash_point
+from keras_transfer._atomic import replace
+from keras_transfer._validation import check_number
+
 _FORMATS = ("auto", "tf_saved_model", "onnx")
+_BACKENDS = ("tensorflow", "jax", "torch")
 # Stand-in length for dimensions other than the batch that are unknown (None).
 _UNKNOWN_DIM = 32
 _PROBE_BATCH = 2
@@ -39,17 +46,24 @@ class ExportResult:
 def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"):
     """Export `model` and verify that the reloaded artifact matches it.
 
-    A SavedModel gets a `"serving_default"` signature (and a `serve`
-    function) whose inputs are named after the model's `keras.Input`s and
-    whose outputs are named after its output layers, e.g.
-    `signature(image=x)["logits"]`. Keep the preprocessing inside the model
-    (zoo models do) so the artifact takes raw inputs.
+    A SavedModel gets a `"serving_default"` signature whose inputs are named
+    after the model's `keras.Input`s, keep their dtype and shape, and whose
+    outputs are named after its output layers, e.g.
+    `signature(image=x)["logits"]`. An image model (every input a float
+    tensor of rank 4) also gets a `"serve_uint8"` signature that takes uint8
+    pixels; the restored `serve` function takes either. Inputs whose height,
+    width or channels differ from the model's raise an
+    `InvalidArgumentError` stating the expected shape. Keep the
+    preprocessing inside the model (zoo models do) so the artifact takes raw
+    inputs.
 
-    Backends: the TensorFlow and JAX backends write SavedModels (JAX through
-    `jax2tf`). Keras' SavedModel export does not work on the torch backend,
-    so there `format="auto"` writes ONNX, checked with onnxruntime (install
-    `onnx` and `onnxruntime`). ONNX from TensorFlow or JAX needs `tf2onnx` or
-    `jax2onnx`.
+    Backends: every backend writes SavedModels. TensorFlow and JAX (through
+    `jax2tf`) write them in this process; on torch, where Keras cannot write
+    a SavedModel, the model is saved to a `.keras` file and exported by a
+    TensorFlow-backend subprocess, and the artifact is then checked against
+    the torch model's own outputs. `format="onnx"` writes ONNX (checked with
+    onnxruntime); from TensorFlow it needs `tf2onnx`, from JAX `jax2onnx`
+    (`pip install 'keras-transfer[onnx]'`).
 
     Args:
         model: A built functional or `Sequential` Keras model.
@@ -57,12 +71,13 @@ def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"
         overwrite: Boolean. Replace an existing `path` (only once the new
             artifact passed its check). Defaults to `False`.
         probe: Array, list of arrays (one per input) or `None`. Inputs of the
-            check. `None` draws a random batch: floats uniform in [0, 255)
-            (raw pixels), uint8 in [0, 255], other integers in {0, 1}. Pass real inputs for a
-            meaningful check of models that expect another range.
+            check; they must be finite. `None` draws a random batch: floats
+            uniform in [0, 255) (raw pixels), uint8 in [0, 255], other
+            integers in {0, 1}. Pass real inputs for a meaningful check of
+            models that expect another range.
         atol: Float. Largest allowed absolute difference. Defaults to `1e-4`.
-        format: String. `"auto"` (SavedModel on TensorFlow and JAX, ONNX on
-            torch), `"tf_saved_model"` or `"onnx"`.
+        format: String. `"auto"` (see `default_format`: a SavedModel),
+            `"tf_saved_model"` or `"onnx"`.
 
     Returns:
         An `ExportResult` with `path`, `format` and `max_abs_diff`.
@@ -74,12 +89,8 @@ def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"
     >>> logits = reloaded.signatures["serving_default"](image=images)["logits"]
     """
     backend = keras.backend.backend()
-    format = _resolve_format(format, backend)
-    if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not atol >= 0:
-        raise ValueError(
-            "Invalid value received for argument `atol`. Expected a number >= 0. "
-            f"Received: atol={atol!r}"
-        )
+    format = _resolve_format(format)
+    check_number("atol", atol, minimum=0)
     if not getattr(model, "built", False) or not getattr(model, "inputs", None):
         raise ValueError(
             "Invalid value received for argument `model`: export needs a built "
@@ -90,17 +101,41 @@ def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"
     path = os.path.abspath(os.fspath(path))
     parent = _check_destination(path, overwrite)
     probe = _probe_inputs(model, probe)
-    expected = {
-        name: _to_float64(value)
-        for name, value in _named_outputs(model, _call(model, probe)).items()
-    }
+    expected = _expected_outputs(model, probe)
 
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    except OSError as error:
+        raise ValueError(
+            f"Invalid value received for argument `path`: cannot write in its "
+            f"folder {parent!r} ({error.strerror or error}). Received: path={path!r}"
+        ) from error
     try:
         artifact = os.path.join(staging, os.path.basename(path))
         if format == "tf_saved_model":
-            _write_saved_model(model, artifact)
+            raw = os.path.join(staging, "raw_saved_model")
+            if backend == "torch":
+                _write_raw_saved_model_in_tensorflow(model, raw, staging)
+            else:
+                _write_raw_saved_model(model, raw)
+            _write_serving_saved_model(model, raw, artifact)
             reloaded = _run_saved_model(model, artifact, probe)
+            uint8_probe = _uint8_probe(model, probe)
+            if uint8_probe is not None:
+                expected.update(
+                    {
+                        f"{name} (uint8)": value
+                        for name, value in _expected_outputs(model, uint8_probe).items()
+                    }
+                )
+                reloaded.update(
+                    {
+                        f"{name} (uint8)": value
+                        for name, value in _run_saved_model(
+                            model, artifact, uint8_probe, "serve_uint8"
+                        ).items()
+                    }
+                )
         else:
             model.export(artifact, format="onnx", verbose=False)
             # ONNX output names are the exporter's; outputs come in model order.
@@ -115,9 +150,8 @@ def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"
                 f"model: max |difference| = {max_abs_diff:.3g} > atol={atol} "
                 f"over {len(expected)} output(s). Nothing was written to {path!r}."
             )
-        if os.path.lexists(path):
-            _remove(path)
-        os.replace(artifact, path)
+        crash_point("export:replace")
+        replace(artifact, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(path, format, max_abs_diff)
@@ -126,18 +160,23 @@ def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"
 def default_format(backend=None):
     """The format `export(format="auto")` writes on a backend.
 
-    The one place that decides it: a SavedModel on TensorFlow and JAX, ONNX
-    on torch (Keras cannot write a SavedModel there).
+    The one place that decides it: a SavedModel, on every backend (on torch
+    it is written by a TensorFlow-backend subprocess, see `export`).
 
     Args:
         backend: `"tensorflow"`, `"jax"` or `"torch"`. Defaults to `None`:
             the current Keras backend.
 
     Returns:
-        `"tf_saved_model"` or `"onnx"`.
+        `"tf_saved_model"`.
     """
     backend = backend or keras.backend.backend()
-    return "onnx" if backend == "torch" else "tf_saved_model"
+    if backend not in _BACKENDS:
+        raise ValueError(
+            f"Invalid value received for argument `backend`. Expected one of "
+            f"{list(_BACKENDS)}. Received: backend={backend!r}"
+        )
+    return "tf_saved_model"
 
 
 def artifact_path(folder, format="auto"):
@@ -151,31 +190,18 @@ def artifact_path(folder, format="auto"):
     Returns:
         `<folder>/saved_model` (a SavedModel folder) or `<folder>/model.onnx`.
     """
-    if format == "auto":
-        format = default_format()
+    format = _resolve_format(format)
     name = "model.onnx" if format == "onnx" else "saved_model"
     return os.path.join(os.fspath(folder), name)
 
 
-def _resolve_format(format, backend):
+def _resolve_format(format):
     if format not in _FORMATS:
         raise ValueError(
             f"Invalid value received for argument `format`. Expected one of "
             f"{list(_FORMATS)}. Received: format={format!r}"
         )
-    if format == "auto":
-        return default_format(backend)
-    if format == "tf_saved_model" and backend == "torch":
-        raise ValueError(
-            "Keras cannot export a SavedModel from the torch backend: its "
-            "`ExportArchive` has no `track`/`add_endpoint` on torch and its "
-            "`model.export` path needs torch_xla (and fails in Keras 3.15 even "
-            "then). Use format='onnx' (or 'auto'), or save the model to a "
-            "`.keras` file, load it in a process with KERAS_BACKEND=tensorflow "
-            "or jax (weights are backend-agnostic) and export there. "
-            f"Received: format={format!r} on backend={backend!r}"
-        )
-    return format
+    return default_format() if format == "auto" else format
 
 
 def _check_destination(path, overwrite):
@@ -205,17 +231,30 @@ def _check_destination(path, overwrite):
 
 
 def _probe_inputs(model, probe):
-    """Return the probe as a list of numpy arrays, one per model input."""
-    if probe is not None:
-        arrays = [np.asarray(p) for p in (probe if isinstance(probe, (list, tuple)) else [probe])]
-        if len(arrays) != len(model.inputs):
+    """Return the probe as a list of finite numpy arrays, one per model input."""
+    if probe is None:
+        return _random_probe(model)
+    arrays = [np.asarray(p) for p in (probe if isinstance(probe, (list, tuple)) else [probe])]
+    if len(arrays) != len(model.inputs):
+        raise ValueError(
+            f"Invalid value received for argument `probe`: the model has "
+            f"{len(model.inputs)} input(s) but {len(arrays)} array(s) were "
+            "given. Received: probe shapes "
+            f"{[a.shape for a in arrays]}"
+        )
+    for array, tensor in zip(arrays, model.inputs):
+        if np.issubdtype(array.dtype, np.number) and not np.isfinite(array).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
             raise ValueError(
-                f"Invalid value received for argument `probe`: the model has "
-                f"{len(model.inputs)} input(s) but {len(arrays)} array(s) were "
-                "given. Received: probe shapes "
-                f"{[a.shape for a in arrays]}"
+                "Invalid value received for argument `probe`: a NaN or "
+                f"infinite value in input `{tensor.name}` at index {where}. "
+                "The check compares outputs on finite inputs. Received: "
+                f"probe value {array[where]}"
             )
-        return [a.astype(t.dtype) for a, t in zip(arrays, model.inputs)]
+    return [a.astype(t.dtype) for a, t in zip(arrays, model.inputs)]
+
+
+def _random_probe(model):
     rng = np.random.default_rng(0)
     arrays = []
     for tensor in model.inputs:
@@ -227,6 +266,39 @@ def _probe_inputs(model, probe):
         else:
             arrays.append(rng.uniform(0, 255, shape).astype(tensor.dtype))
     return arrays
+
+
+def _takes_float_images(model):
+    """Whether every input is a float tensor of rank 4 (an image batch)."""
+    return all(
+        len(t.shape) == 4 and np.issubdtype(np.dtype(t.dtype), np.floating)
+        for t in model.inputs
+    )
+
+
+def _uint8_probe(model, probe):
+    """The probe as uint8 pixels, for models with a `serve_uint8` signature."""
+    if not _takes_float_images(model):
+        return None
+    return [np.clip(np.round(p), 0, 255).astype("uint8") for p in probe]
+
+
+def _expected_outputs(model, probe):
+    """The Keras model's outputs on `probe` (cast to its input dtypes), finite."""
+    inputs = [p.astype(t.dtype) for p, t in zip(probe, model.inputs)]
+    outputs = {
+        name: _to_float64(value)
+        for name, value in _named_outputs(model, _call(model, inputs)).items()
+    }
+    for name, value in outputs.items():
+        if not np.isfinite(value).all():
+            raise ValueError(
+                f"The Keras model's output `{name}` holds NaN or infinite "
+                "values on the probe, so there is nothing to check an export "
+                "against: its weights are probably not finite (did training "
+                "diverge?). Nothing was written."
+            )
+    return outputs
 
 
 def _call(model, inputs):
@@ -247,7 +319,16 @@ def _to_float64(tensor):
     return np.asarray(keras.ops.convert_to_numpy(tensor), dtype="float64")
 
 
-def _write_saved_model(model, path):
+def _save_options():
+    import tensorflow as tf
+
+    # A serving artifact is never differentiated, and JAX models with
+    # unknown image sizes cannot save their jax2tf custom gradients.
+    return tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+
+
+def _write_raw_saved_model(model, path):
+    """Keras' own SavedModel of `model`: one `serve` endpoint, model dtypes."""
     import tensorflow as tf
 
     specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
@@ -258,15 +339,84 @@ def _write_saved_model(model, path):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serve", serve, input_signature=specs)
-    archive.write_out(path, verbose=False)
+    archive.write_out(path, verbose=False, options=_save_options())
 
 
-def _run_saved_model(model, path, probe):
+def _write_raw_saved_model_in_tensorflow(model, path, staging):
+    """`_write_raw_saved_model` in a TensorFlow-backend process, for torch."""
+    saved = os.path.join(staging, "model.keras")
+    model.save(saved)
+    code = (
+        "import sys\n"
+        "import keras\n"
+        "from keras_transfer import exporting\n"
+        "exporting._write_raw_saved_model(keras.saving.load_model(sys.argv[1]), sys.argv[2])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, saved, path],
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            "Exporting a SavedModel from the torch backend runs Keras' "
+            "exporter in a TensorFlow-backend subprocess, which failed "
+            f"(exit {result.returncode}):\n{result.stderr[-3000:]}"
+        )
+
+
+def _write_serving_saved_model(model, raw_path, path):
+    """Wraps Keras' SavedModel at `raw_path` into the served one at `path`.
+
+    Adds what Keras' signatures lack: a clear error when an input's shape
+    differs from the model's (instead of a reshape or XLA refinement error
+    deep inside), and, for image models, a uint8 signature.
+    """
     import tensorflow as tf
 
-    signature = tf.saved_model.load(path).signatures["serving_default"]
+    raw = tf.saved_model.load(raw_path)
+    inputs = [(t.name, tuple(t.shape), t.dtype) for t in model.inputs]
+
+    def serve(*tensors):
+        checked = []
+        for tensor, (name, shape, dtype) in zip(tensors, inputs):
+            actual = tf.shape(tensor)
+            same = [tf.equal(actual[i], d) for i, d in enumerate(shape) if d is not None]
+            check = tf.debugging.Assert(
+                tf.reduce_all(same) if same else True,
+                [
+                    f"Input `{name}` must have shape {shape} (None: any "
+                    "size). Received: shape",
+                    actual,
+                ],
+                summarize=len(shape),
+            )
+            with tf.control_dependencies([check]):
+                checked.append(tf.cast(tensor, dtype))
+        return raw.serve(*checked)
+
+    module = tf.Module()
+    module.raw = raw
+    module.serve = tf.function(serve)
+    signatures = {
+        "serving_default": module.serve.get_concrete_function(
+            *[tf.TensorSpec(shape, dtype, name=name) for name, shape, dtype in inputs]
+        )
+    }
+    if _takes_float_images(model):
+        signatures["serve_uint8"] = module.serve.get_concrete_function(
+            *[tf.TensorSpec(shape, "uint8", name=name) for name, shape, _ in inputs]
+        )
+    tf.saved_model.save(module, path, signatures=signatures, options=_save_options())
+
+
+def _run_saved_model(model, path, probe, signature="serving_default"):
+    import tensorflow as tf
+
+    function = tf.saved_model.load(path).signatures[signature]
     names = [t.name for t in model.inputs]
-    outputs = signature(**{name: tf.constant(array) for name, array in zip(names, probe)})
+    outputs = function(**{name: tf.constant(array) for name, array in zip(names, probe)})
     return {name: _to_float64(value) for name, value in outputs.items()}
 
 
@@ -280,10 +430,3 @@ def _run_onnx(path, probe):
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     feeds = {spec.name: array for spec, array in zip(session.get_inputs(), probe)}
     return [np.asarray(o, dtype="float64") for o in session.run(None, feeds)]
-
-
-def _remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    else:
-        os.remove(path)

@@ -144,7 +144,7 @@ def test_paired_dataset_checks_tf_data_labels_while_iterating():
         ({"target": np.zeros((5, 6), "float64")}, "same shape and dtype"),
         ({"target": np.zeros((0, 6), "float32")}, "at least one row"),
         ({"labels": np.full(24, 3)}, r"\[0, 3\)"),
-        ({"labels": np.full(24, -1)}, "Labels must lie"),
+        ({"labels": np.full(24, -1)}, "Labels must be class indices"),
         ({"labels": np.zeros(24, "float32")}, "integer class indices"),
         ({"batch_size": 7}, "batch_size"),
     ],

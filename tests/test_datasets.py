@@ -197,14 +197,89 @@ def test_load_train_defaults_shuffle_and_augment_deterministically_by_seed():
     assert plain_x.shape == a_x.shape
 
 
-def test_default_augmentation_does_not_flip_digits():
+def test_default_augmentation_flips_only_where_mirroring_keeps_meaning(monkeypatch):
+    import tensorflow as tf
+
+    from keras_transfer.datasets import epochs
     from keras_transfer.datasets import pipeline
 
-    digits = pipeline._augmentation(True, True, "digits-m", seed=0)
-    photos = pipeline._augmentation(True, True, "tfds:cifar10", seed=0)
-    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in digits.layers)
-    assert any(isinstance(layer, keras.layers.RandomFlip) for layer in photos.layers)
-    assert pipeline._augmentation(None, False, "digits", seed=0) is None
+    flips = []
+    real = pipeline.keyed_passes
+
+    def spy(*args, **kwargs):
+        flips.append(kwargs["flip"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "keyed_passes", spy)
+    datasets.load("digits-m", "train", image_size=8)
+    datasets.load((np.zeros((4, 8, 8, 3), "uint8"), np.arange(4)), "train")
+    assert flips == [False, True]
+    # With rotation and shift off, the augmentation only mirrors some images.
+    monkeypatch.setattr(epochs, "_ROTATION", 0.0)
+    monkeypatch.setattr(epochs, "_SHIFT", 0.0)
+    images = np.random.uniform(0, 255, (16, 5, 5, 3)).astype("float32")
+    key = tf.constant([3, 4], "int64")
+    mirrored = epochs._augment(tf.constant(images), key, flip=True).numpy()
+    same = [np.allclose(a, b, atol=1e-4) for a, b in zip(mirrored, images)]
+    flipped = [np.allclose(a, b[:, ::-1], atol=1e-4) for a, b in zip(mirrored, images)]
+    assert all(s or f for s, f in zip(same, flipped)) and any(same) and any(flipped)
+    unflipped = epochs._augment(tf.constant(images), key, flip=False).numpy()
+    np.testing.assert_allclose(unflipped, images, atol=1e-4)
+
+
+def test_each_pass_is_drawn_from_seed_and_pass_number():
+    data = datasets.load("digits", "train", image_size=8, seed=3)
+    first, second = (_first_batch(data) for _ in range(2))
+    assert not np.array_equal(first[1], second[1])
+    sync = datasets.EpochSync(data)
+    sync.on_epoch_begin(1)
+    np.testing.assert_array_equal(_first_batch(data)[0], second[0])
+    sync.on_epoch_begin(0)
+    np.testing.assert_array_equal(_first_batch(data)[0], first[0])
+    fresh = datasets.load("digits", "train", image_size=8, seed=3)
+    np.testing.assert_array_equal(_first_batch(fresh)[0], first[0])
+    assert int(data.cardinality()) == int(np.ceil(len(datasets.load_builtin("digits", "train")[1]) / 32))
+
+
+def test_epoch_sync_sets_the_epoch_of_paired_arrays():
+    source = (np.arange(40, dtype="float32")[:, None], np.arange(40) % 3)
+    target = np.arange(100, 124, dtype="float32")[:, None]
+    epochs = datasets.paired_dataset(source, target, batch_size=8, seed=5)
+    first = epochs[0][0]
+    epochs.on_epoch_end()
+    second = epochs[0][0]
+    assert not np.array_equal(first, second)
+    resumed = datasets.paired_dataset(source, target, batch_size=8, seed=5)
+    datasets.EpochSync(resumed).on_epoch_begin(1)
+    np.testing.assert_array_equal(resumed[0][0], second)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise RuntimeError("interrupted")
+
+
+def test_a_fit_resumed_by_backup_and_restore_sees_the_same_data(tmp_path):
+    """`EpochSync` + `BackupAndRestore`: a resumed run ends where an uninterrupted one does."""
+
+    def run(*extra):
+        keras.utils.set_random_seed(0)
+        data = datasets.load("digits", "train", image_size=8, batch_size=64, seed=1)
+        model = keras.Sequential(
+            [keras.Input((8, 8, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(), keras.layers.Dense(10)]
+        )
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(data, epochs=4, verbose=0, callbacks=[*extra, datasets.EpochSync(data)])
+        return model.get_weights()
+
+    uninterrupted = run()
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run(backup, _Interrupt())
+    resumed = run(keras.callbacks.BackupAndRestore(str(tmp_path / "backup")))
+    for a, b in zip(uninterrupted, resumed):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_load_applies_preprocessing_and_custom_augmentation():

@@ -20,6 +20,7 @@ target labels from the label loss; the domain loss sees every row.
 
 import keras
 
+from keras_transfer._validation import check_number
 from keras_transfer.heads import ClassificationHead
 from keras_transfer.layers.gradient_reversal import GradientReversal
 from keras_transfer.losses.coral import CoralLoss
@@ -97,11 +98,7 @@ def _features(feature_extractor, input_shape):
 def _compile(
     model, label_head, domain_loss, domain_loss_weight, optimizer, domain_metrics
 ):
-    if domain_loss_weight < 0:
-        raise ValueError(
-            "Invalid value received for argument `domain_loss_weight`. "
-            f"Expected a float >= 0. Received: domain_loss_weight={domain_loss_weight}"
-        )
+    check_number("domain_loss_weight", domain_loss_weight, minimum=0)
     head = label_head if isinstance(label_head, ClassificationHead) else None
     label = compile_args(optimizer or "adam", head)
     model.compile(

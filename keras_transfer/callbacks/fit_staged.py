@@ -67,6 +67,7 @@ def fit_staged(
         restart_schedule=restart_schedule,
     )
     plan.check_selectors(model)
+    plan.warn_late_stages(epochs)
     starts = sorted(
         {initial_epoch} | {e for e in plan.stages if initial_epoch < e < epochs}
     )

@@ -1,9 +1,11 @@
 import numbers
+import warnings
 
 import keras
 import numpy as np
 
 from keras_transfer import _keras_compat
+from keras_transfer._validation import check_number
 from keras_transfer import freezing
 from keras_transfer.optimizers.layerwise_optimizer import LayerwiseOptimizer
 from keras_transfer.optimizers.layerwise_optimizer import exact_paths_pattern
@@ -93,6 +95,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
         self._stashed_state = {}
         self.restore_schedule(self.model)
         self.check_selectors(self.model)
+        self.warn_late_stages((self.params or {}).get("epochs"))
         self._check_not_restored_yet(self.model)
         self._stash_mismatched_loads(self.model.optimizer)
 
@@ -117,6 +120,21 @@ class StagedUnfreezing(keras.callbacks.Callback):
                         f"stages={self.stages!r}"
                     )
                 owner[id(layer)] = epoch
+
+    def warn_late_stages(self, epochs):
+        """Warns about stages at or after `epochs`: a run that long never reaches them.
+
+        Args:
+            epochs: Integer, the `epochs` of the `fit` call, or `None`.
+        """
+        late = sorted(e for e in self.stages if epochs is not None and e >= epochs)
+        if late:
+            warnings.warn(
+                f"StagedUnfreezing: the stage(s) at epoch(s) {late} never run "
+                f"in a fit of epochs={epochs} (epochs are 0-based): their "
+                "layers stay frozen. Train longer or move the stages earlier.",
+                stacklevel=2,
+            )
 
     def enter_epoch(self, model, epoch, first):
         """Applies the stages due at `epoch` and re-syncs the training state.
@@ -330,15 +348,6 @@ def _validate_stages(stages):
                     f"union of selectors. Received: {epoch}: {value!r}"
                 )
             selector, lr_factor = value
-            if (
-                isinstance(lr_factor, bool)
-                or not isinstance(lr_factor, numbers.Real)
-                or not lr_factor > 0
-            ):
-                raise ValueError(
-                    "Invalid value received for argument `stages`. "
-                    "`lr_factor` must be a float > 0. Received: "
-                    f"lr_factor={lr_factor!r} at epoch {epoch}"
-                )
+            check_number(f"stages[{epoch}] lr_factor", lr_factor, above=0)
         validated[int(epoch)] = (selector, float(lr_factor))
     return validated

@@ -23,6 +23,8 @@ import keras
 import numpy as np
 
 from keras_transfer import adaptation
+from keras_transfer._atomic import atomic_path
+from keras_transfer._atomic import write_json
 from keras_transfer import freezing
 from keras_transfer.cli import reports
 from keras_transfer.datasets import load_builtin
@@ -144,14 +146,14 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         "seconds": round(time.time() - started, 1),
         "history": histories,
     }
-    reports.write_json(os.path.join(out, "metrics.json"), metrics)
+    write_json(os.path.join(out, "metrics.json"), metrics)
     reports.plot_curves(
         os.path.join(out, "curves.png"),
         {k: h for k, h in histories.items() if k not in ("DANN", "CORAL")},
         "digits -> digits-m (val = target test)",
     )
     table = _table(results, f1_scores, best, len(few[0]))
-    with open(os.path.join(out, "report.md"), "w") as f:
+    with atomic_path(os.path.join(out, "report.md")) as path, open(path, "w") as f:
         f.write(f"# keras-transfer demo ({keras.backend.backend()})\n\n{table}\n")
     print("\n" + table)
     print(f"\nwrote {out}: metrics.json, curves.png, report.md, model.keras, "
@@ -214,7 +216,8 @@ def _scores(model, data):
 
 
 def _save_and_export(model, out, probe):
-    model.save(os.path.join(out, "model.keras"))
+    with atomic_path(os.path.join(out, "model.keras")) as path:
+        model.save(path)
     return export(model, artifact_path(out), overwrite=True, probe=probe).path
 
 

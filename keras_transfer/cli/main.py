@@ -6,40 +6,82 @@ imports nothing from Keras at top level: `main` sets the backend from
 """
 
 import argparse
+import contextlib
 import os
 import sys
+import warnings
 
 BACKENDS = ("tensorflow", "jax", "torch")
 MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line in one line (and exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def main(argv=None):
-    """Entry point of the `keras-transfer` console script. Returns the exit code."""
+    """Entry point of the `keras-transfer` console script. Returns the exit code.
+
+    Expected failures (bad flags, files, data or values) print one line
+    naming what was wrong and return 2.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.backend:
-        _set_backend(args.backend)
     try:
-        return args.run(args) or 0
-    except (ValueError, ImportError, FileNotFoundError) as error:
+        _set_backend(args.backend)
+        with _warnings_as_lines(args.command):
+            return args.run(args) or 0
+    except (ValueError, ImportError, OSError) as error:
         print(f"keras-transfer {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 
+@contextlib.contextmanager
+def _warnings_as_lines(command):
+    """Shows keras-transfer's own warnings as one `warning:` line each."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if os.path.abspath(filename).startswith(package):
+            print(f"keras-transfer {command}: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def _set_backend(backend):
+    if backend is None:
+        chosen = os.environ.get("KERAS_BACKEND")
+        if chosen is not None and chosen not in BACKENDS:
+            raise ValueError(
+                f"KERAS_BACKEND={chosen!r} is not a Keras backend this tool "
+                f"runs on. Expected one of {', '.join(BACKENDS)} (or pass "
+                "`--backend`)."
+            )
+        return
     if "keras" in sys.modules:
         import keras
 
         if keras.backend.backend() != backend:
-            raise SystemExit(
-                f"keras-transfer: error: Keras is already imported with the "
+            raise ValueError(
+                f"Keras is already imported with the "
                 f"{keras.backend.backend()!r} backend; cannot switch to {backend!r}."
             )
     os.environ["KERAS_BACKEND"] = backend
 
 
 def _parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-transfer",
         description="Transfer learning for Keras 3: a model zoo, training and export.",
     )
@@ -61,7 +103,7 @@ def _parser():
     fit = commands.add_parser("fit", help="Train a zoo task and write model, report, export.")
     fit.add_argument("task")
     _data_arguments(fit)
-    fit.add_argument("--epochs", type=int, default=10)
+    fit.add_argument("--epochs", type=_positive_int, default=10)
     fit.add_argument("--out", required=True, help="Output folder of the run.")
     fit.add_argument(
         "--weights",
@@ -69,7 +111,9 @@ def _parser():
         help="'imagenet' (pretrained; may download), 'none', or a weights path.",
     )
     fit.add_argument(
-        "--num-classes", type=int, help="Checked against the dataset; default: read from it."
+        "--num-classes",
+        type=_positive_int,
+        help="Checked against the dataset; default: read from it.",
     )
     fit.add_argument(
         "--train-split", default="train", help="Split to train on (default: train)."
@@ -87,9 +131,19 @@ def _parser():
         "stratified by class, unless the dataset has a 'validation' split (default: 0.1).",
     )
     fit.add_argument(
-        "--seed", type=int, default=0, help="Seeds the validation split, shuffling and weights."
+        "--overwrite",
+        action="store_true",
+        help="Replace --out (or an interrupted run of it) once the new run is complete.",
     )
-    fit.add_argument("--overwrite", action="store_true", help="Replace files in --out.")
+    fit.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue an interrupted run of --out from its last completed epoch "
+        "(same flags as the interrupted run).",
+    )
+    fit.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="Seeds the validation split, weights, shuffling, augmentation."
+    )
     fit.set_defaults(run=_fit)
 
     evaluate = commands.add_parser("evaluate", help="Evaluate a saved model on a dataset.")
@@ -101,11 +155,11 @@ def _parser():
     predict = commands.add_parser("predict", help="Classify image files with a saved model.")
     predict.add_argument("model", help="A .keras file or a `fit` output folder.")
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Image files.")
-    predict.add_argument("--top", type=int, default=3)
+    predict.add_argument("--top", type=_positive_int, default=3)
     predict.set_defaults(run=_predict)
 
     export = commands.add_parser(
-        "export", help="Export a saved model (SavedModel; ONNX on torch), verified."
+        "export", help="Export a saved model as a SavedModel (any backend), verified."
     )
     export.add_argument("model", help="A .keras file or a `fit` output folder.")
     export.add_argument("--out", required=True, help="Export path.")
@@ -133,8 +187,33 @@ def _data_arguments(parser):
         help="A built-in ('digits', 'digits-m', 'digits-rotated', 'digits-noisy', "
         "'digits-colored'), 'tfds:<name>' or 'folder:<path>'.",
     )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, help="Default: the task's input size.")
+    parser.add_argument("--batch-size", type=_positive_int, default=32)
+    parser.add_argument(
+        "--image-size", type=_positive_int, help="Default: the task's (or model's) input size."
+    )
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="'folder:' data: leave out (and count) images that cannot be decoded.",
+    )
+
+
+def _positive_int(text):
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text):
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text, minimum):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, received {text!r}")
+    return value
 
 
 def _list(args):
@@ -178,9 +257,8 @@ def _fit(args):
 
     from keras_transfer import datasets
     from keras_transfer import zoo
-    from keras_transfer.cli import reports
-    from keras_transfer.cli import scoring
     from keras_transfer.cli import splits
+    from keras_transfer.cli.runs import Run
 
     spec = zoo.get_task(args.task)
     _check_task_input(spec, datasets.describe(args.data, args.train_split))
@@ -188,21 +266,75 @@ def _fit(args):
         args.data, args.train_split, args.test_split, args.val_fraction, args.seed
     )
     callbacks = zoo.recipe(args.task, epochs=args.epochs)  # Checks the run length.
-    out = reports.prepare_output_dir(args.out, args.overwrite)
-    keras.utils.set_random_seed(args.seed)
     image_size = args.image_size or spec.input_shape[0]
     channels = spec.input_shape[-1]
     train, info = _load_data(
-        args.data, plan.train, image_size, args.batch_size, args.num_classes, channels,
-        indices=plan.train_indices, seed=args.seed,
+        args, plan.train, image_size, args.num_classes, channels, indices=plan.train_indices
     )
-    validation, _ = _load_data(
-        args.data, plan.validation, image_size, args.batch_size, info.num_classes, channels,
+    validation, validation_info = _load_data(
+        args, plan.validation, image_size, info.num_classes, channels,
         indices=plan.validation_indices, augment=False, shuffle=False,
     )
-    test, _ = _load_data(
-        args.data, plan.test, image_size, args.batch_size, info.num_classes, channels
+    validation_info.check(class_names=info.class_names)
+    test, test_info = _load_data(args, plan.test, image_size, info.num_classes, channels)
+    test_info.check(class_names=info.class_names)
+    run = Run.start(
+        args.out, _run_settings(args), overwrite=args.overwrite, resume=args.resume
     )
+    try:
+        if not run.finished:
+            _train(args, spec, run, plan, (train, validation, test, info), callbacks)
+    except Exception as error:
+        # A run that failed (not one that was killed or interrupted) is not
+        # resumable unless it has committed epochs to continue from.
+        if isinstance(error, _Diverged) or not run.has_checkpoint():
+            run.discard()
+        elif isinstance(error, (ValueError, OSError)):
+            raise ValueError(
+                f"{error} (The epochs done so far are kept in {run.path!r}: fix "
+                "the cause and pass `--resume`.)"
+            ) from error
+        raise
+    out = run.finish()
+    print(
+        f"wrote {out}: {MODEL_FILE}, {METRICS_FILE}, curves.png, confusion_matrix.png, "
+        "saved_model"
+    )
+    return 0
+
+
+def _run_settings(args):
+    """What a resumed run must share with the interrupted one."""
+    return {
+        "backend": _backend(),
+        **{
+            name: getattr(args, name)
+            for name in (
+                "task", "data", "epochs", "weights", "num_classes", "train_split",
+                "test_split", "val_fraction", "batch_size", "image_size",
+                "skip_bad_images", "seed",
+            )
+        },
+    }
+
+
+def _train(args, spec, run, plan, data, callbacks):
+    """Trains, scores the test split once, saves and exports into `run`.
+
+    `plan` is the `SplitPlan`, `data` is `(train, validation, test, info)`
+    and `callbacks` the task's recipe.
+    """
+    import keras
+
+    from keras_transfer import datasets
+    from keras_transfer import zoo
+    from keras_transfer._atomic import atomic_path
+    from keras_transfer._atomic import write_json
+    from keras_transfer.cli import reports
+    from keras_transfer.cli import scoring
+
+    train, validation, test, info = data
+    keras.utils.set_random_seed(args.seed)
     weights = None if args.weights.lower() == "none" else args.weights
     model = zoo.build(
         args.task,
@@ -210,21 +342,24 @@ def _fit(args):
         weights=weights,
         input_shape=None if spec.preset_fixes_inputs else info.image_shape,
     )
-    history = model.fit(
-        train,
-        validation_data=validation,
-        epochs=args.epochs,
-        callbacks=callbacks,
-    )
-    validation_metrics = model.evaluate(validation, return_dict=True, verbose=0)
-    test_metrics = scoring.score_once(model, test, info.num_classes)
-    model.save(os.path.join(out, MODEL_FILE))
-    probe = next(iter(validation))[0][:2].numpy()
-    exported = _export_model(model, _artifact_path(out), overwrite=True, probe=probe)
+    if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+    commit = run.checkpoint_callbacks(callbacks)
+    callbacks += [*commit, datasets.EpochSync(train)]
+    with _naming_data_errors(args, *dict.fromkeys((plan.train, plan.validation, plan.test))):
+        model.fit(train, validation_data=validation, epochs=args.epochs, callbacks=callbacks)
+        history = commit[-1].history
+        _check_finite(history)
+        validation_metrics = model.evaluate(validation, return_dict=True, verbose=0)
+        test_metrics = scoring.score_once(model, test, info.num_classes)
+        probe = next(iter(validation))[0][:2].numpy()
+    with atomic_path(run.file(MODEL_FILE)) as path:
+        model.save(path)
+    exported = _export_model(model, _artifact_path(run.path), overwrite=True, probe=probe)
     splits_report = plan.report()
     splits_report["test"]["examples"] = test_metrics["examples"]
-    reports.write_json(
-        os.path.join(out, "metrics.json"),
+    write_json(
+        run.file(METRICS_FILE),
         {
             "task": args.task,
             "data": args.data,
@@ -234,18 +369,16 @@ def _fit(args):
             "class_names": list(info.class_names),
             "input_shape": list(info.image_shape),
             "splits": splits_report,
-            "epochs_run": len(history.epoch),
-            "history": history.history,
+            "epochs_run": len(history.get("loss", [])),
+            "history": history,
             "validation": validation_metrics,
             "test": test_metrics,
-            "export": exported,
+            "export": os.path.join(os.path.abspath(args.out), os.path.basename(exported)),
         },
     )
-    reports.plot_curves(
-        os.path.join(out, "curves.png"), {args.task: history.history}, args.task
-    )
+    reports.plot_curves(run.file("curves.png"), {args.task: history}, args.task)
     scoring.plot_confusion_matrix(
-        os.path.join(out, "confusion_matrix.png"),
+        run.file("confusion_matrix.png"),
         test_metrics["confusion_matrix"],
         info.class_names,
         f"{args.task} on {args.data} split {plan.test!r} (evaluated once)",
@@ -254,17 +387,59 @@ def _fit(args):
         f"test split {plan.test!r} ({test_metrics['examples']} examples, evaluated once): "
         f"accuracy {test_metrics['accuracy']:.4f}, macro-F1 {test_metrics['macro_f1']:.4f}"
     )
-    print(
-        f"wrote {out}: {MODEL_FILE}, metrics.json, curves.png, confusion_matrix.png, "
-        f"{os.path.basename(exported)}"
-    )
-    return 0
+
+
+class _Diverged(ValueError):
+    """The loss became NaN or infinite: nothing of the run is worth keeping."""
+
+
+def _check_finite(history):
+    """Raises when the loss became NaN or infinite (TerminateOnNaN stopped `fit`)."""
+    import math
+
+    for epoch, loss in enumerate(history.get("loss", [])):
+        if not math.isfinite(loss):
+            raise _Diverged(
+                f"Training diverged: the loss became {loss} in epoch {epoch + 1} "
+                "and training was stopped (TerminateOnNaN). Nothing was written to "
+                "--out; check the data for NaN values, or lower the learning rate."
+            )
+
+
+@contextlib.contextmanager
+def _naming_data_errors(args, *splits):
+    """Turns tf.data failures into errors naming the file or label at fault."""
+    import tensorflow as tf
+
+    from keras_transfer import datasets
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        message = error.message if hasattr(error, "message") else str(error)
+        if "Labels must be class indices" in message:
+            first = next(line for line in message.splitlines() if "Labels must" in line)
+            raise ValueError(f"Dataset {args.data!r}: {first.strip()}") from error
+        if args.data.startswith("folder:"):
+            for split in splits:
+                bad = datasets.find_unreadable_images(args.data, split)
+                if bad:
+                    raise ValueError(
+                        f"Cannot decode image {bad[0]!r} ({len(bad)} unreadable "
+                        f"file(s) in split {split!r}). Fix or remove them, or pass "
+                        "`--skip-bad-images` to leave them out."
+                    ) from error
+        raise
 
 
 def _evaluate(args):
-    model = _load_model(args.model)
-    data, _ = _load_data(args.data, args.split, _model_image_size(model), args.batch_size)
-    metrics = model.evaluate(data, return_dict=True)
+    model, class_names = _load_model(args.model)
+    data, info = _load_data(args, args.split, _model_image_size(model, args.image_size))
+    _check_model_classes(model, info.num_classes, f"dataset {info.name!r}")
+    if class_names is not None:
+        info.check(class_names=class_names)
+    with _naming_data_errors(args, args.split):
+        metrics = model.evaluate(data, return_dict=True)
     print(metrics)
     return 0
 
@@ -272,28 +447,43 @@ def _evaluate(args):
 def _predict(args):
     import numpy as np
     from PIL import Image
+    from PIL import UnidentifiedImageError
 
     import keras
 
-    model = _load_model(args.model)
-    size = _model_image_size(model)
+    model, class_names = _load_model(args.model)
+    if class_names is not None:
+        _check_model_classes(model, len(class_names), f"the run's {len(class_names)} class names")
+    size = _model_image_size(model, None)
     images = []
     for path in args.inputs:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Input image {path!r} does not exist.")
-        with Image.open(path) as image:
-            images.append(np.asarray(image.convert("RGB").resize((size, size))))
+        try:
+            with Image.open(path) as image:
+                images.append(np.asarray(image.convert("RGB").resize((size, size))))
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ValueError(
+                f"Input {path!r} is not a readable image ({type(error).__name__}: {error})."
+            ) from error
     logits = model.predict(np.stack(images).astype("uint8"), verbose=0)
-    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+    if logits.shape[-1] == 1:  # Binary: one logit for class 1.
+        positive = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits))
+        probabilities = np.concatenate([1 - positive, positive], axis=-1)
+    else:
+        probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
     for path, row in zip(args.inputs, probabilities):
         top = np.argsort(row)[::-1][: args.top]
-        ranked = ", ".join(f"class {i}: {row[i]:.3f}" for i in top)
+        ranked = ", ".join(
+            f"class {i}{f' ({class_names[i]})' if class_names else ''}: {row[i]:.3f}"
+            for i in top
+        )
         print(f"{path}: {ranked}")
     return 0
 
 
 def _export(args):
-    model = _load_model(args.model)
+    model, _ = _load_model(args.model)
     path = _export_model(model, args.out, overwrite=args.overwrite)
     print(f"exported and verified: {path}")
     return 0
@@ -329,44 +519,87 @@ def _backend():
 
 
 def _load_model(path):
+    """`(model, class names or None)` of a `.keras` file or a `fit` run folder."""
+    import json
+    import zipfile
+
     import keras
 
-    import keras_transfer  # noqa: F401  (registers the package's serializable objects)
-
+    class_names = None
     if os.path.isdir(path):
+        metrics = os.path.join(path, METRICS_FILE)
+        if os.path.isfile(metrics):
+            with open(metrics) as f:
+                class_names = json.load(f).get("class_names")
         path = os.path.join(path, MODEL_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"No saved model at {path!r}. Pass a `.keras` file or a `keras-transfer "
             "fit` output folder."
         )
-    return keras.saving.load_model(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a `.keras` file: not a zip archive (truncated, or "
+            "another format)."
+        )
+    try:
+        return keras.saving.load_model(path), class_names
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"Cannot read the saved model {path!r}: it is truncated or corrupt "
+            f"({type(error).__name__}: {error})."
+        ) from error
 
 
-def _model_image_size(model):
-    shape = model.inputs[0].shape
+def _model_image_size(model, requested):
+    """The image side a model takes: its own, or `--image-size` if it has none."""
+    shape = tuple(model.inputs[0].shape)
     if len(shape) != 4:
         raise ValueError(
-            f"This command needs an image model (inputs of rank 4). Received a "
-            f"model with input shape {tuple(shape)}."
+            "This command needs an image model (inputs of rank 4). Received a "
+            f"model with input shape {shape}."
+        )
+    if shape[1] is None:
+        if requested is None:
+            raise ValueError(
+                f"The model takes images of any size {shape}: pass `--image-size`."
+            )
+        return requested
+    if requested is not None and requested != shape[1]:
+        raise ValueError(
+            f"--image-size {requested} differs from the model's input size "
+            f"{shape[1]} (input shape {shape})."
         )
     return shape[1]
 
 
-def _load_data(spec, split, image_size, batch_size, num_classes=None, channels=None, **options):
-    """`(tf.data.Dataset, DatasetInfo)` of a dataset spec, checked against a task.
+def _check_model_classes(model, num_classes, what):
+    """Raises unless the model's outputs fit `num_classes` (1 logit: 2 classes)."""
+    outputs = model.output_shape[-1]
+    predicts = 2 if outputs == 1 else outputs
+    if predicts != num_classes:
+        raise ValueError(
+            f"The model predicts {predicts} classes ({outputs} output(s)) but "
+            f"{what} has {num_classes}: its labels cannot be scored by this model."
+        )
+
+
+def _load_data(args, split, image_size, num_classes=None, channels=None, **options):
+    """`(tf.data.Dataset, DatasetInfo)` of `--data`, checked against a task.
 
     `options` go to `keras_transfer.datasets.load` (`indices`, `augment`, ...).
     """
     from keras_transfer import datasets
 
     return datasets.load(
-        spec,
+        args.data,
         split=split,
         image_size=image_size,
         channels=channels,
-        batch_size=batch_size,
+        batch_size=args.batch_size,
         num_classes=num_classes,
+        seed=getattr(args, "seed", 0),
+        skip_bad_images=args.skip_bad_images,
         with_info=True,
         **options,
     )

@@ -1,7 +1,8 @@
-"""Run folders shared by `keras-transfer fit` and the demo: checks and report files."""
+"""Report files of `keras-transfer fit` and the demo, each written atomically."""
 
-import json
 import os
+
+from keras_transfer._atomic import atomic_path
 
 
 def prepare_output_dir(path, overwrite):
@@ -36,13 +37,6 @@ def prepare_output_dir(path, overwrite):
     return path
 
 
-def write_json(path, payload):
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=float)
-        f.write("\n")
-    return path
-
-
 def plot_curves(path, histories, title):
     """Plot per-epoch curves of `histories` ({run name: keras History.history}).
 
@@ -71,6 +65,7 @@ def plot_curves(path, histories, title):
         axis.legend(fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
     return path

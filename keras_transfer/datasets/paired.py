@@ -11,6 +11,9 @@ import sys
 import keras
 import numpy as np
 
+from keras_transfer.datasets._labels import assert_labels_in_pipeline
+from keras_transfer.datasets._labels import check_label_array
+
 
 def _check_arrays(source, target, num_classes):
     if not isinstance(source, (tuple, list)) or len(source) != 2:
@@ -44,14 +47,7 @@ def _check_arrays(source, target, num_classes):
             "Invalid value received for argument `source`. Labels must be "
             f"integer class indices. Received: y dtype={y_source.dtype}"
         )
-    high = num_classes if num_classes is not None else np.iinfo(y_source.dtype).max
-    bad = (y_source < 0) | (y_source >= high)
-    if bad.any():
-        raise ValueError(
-            "Invalid value received for argument `source`. Labels must lie in "
-            f"[0, {num_classes if num_classes is not None else 'inf'}). "
-            f"Received: label={y_source[bad][0]}"
-        )
+    check_label_array(y_source, num_classes, "source")
     return x_source, y_source, x_target
 
 
@@ -191,24 +187,8 @@ def paired_dataset(
     def merge(source_batch, x_target_batch):
         x_source_batch, y_source_batch = source_batch
         if check_labels:
-            # tf.data labels are only known while iterating: check each batch
-            # in the pipeline, so a bad label stops `fit` with its value
-            # instead of training on it (or failing inside the loss).
-            y_int = tf.cast(y_source_batch, "int64")
-            in_range = tf.logical_and(y_int >= 0, y_int < num_classes)
-            with tf.control_dependencies(
-                [
-                    tf.debugging.Assert(
-                        tf.reduce_all(in_range),
-                        [
-                            "Invalid value received for argument `source`. "
-                            f"Labels must lie in [0, {num_classes}). Received: label=",
-                            tf.boolean_mask(y_int, tf.logical_not(in_range))[:1],
-                        ],
-                    )
-                ]
-            ):
-                y_source_batch = tf.identity(y_source_batch)
+            # A bad label stops `fit` with its value instead of training on it.
+            y_source_batch = assert_labels_in_pipeline(y_source_batch, num_classes, "source")
         source_rows = tf.ones((half,), "float32")
         target_rows = tf.zeros((half,), "float32")
         x = tf.concat([x_source_batch, x_target_batch], axis=0)

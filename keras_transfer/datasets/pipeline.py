@@ -14,13 +14,17 @@ tf.data feeds `model.fit` on the TensorFlow, JAX and PyTorch backends alike.
 import dataclasses
 import difflib
 import os
+import warnings
 
-import keras
 import numpy as np
 
+from keras_transfer.datasets._labels import assert_labels_in_pipeline
+from keras_transfer.datasets._labels import check_label_array
 from keras_transfer.datasets.builtin import list_builtins
 from keras_transfer.datasets.builtin import load_builtin
 from keras_transfer.datasets.dataset_info import DatasetInfo
+from keras_transfer.datasets.epochs import keyed_passes
+from keras_transfer.datasets.epochs import register_counter
 
 _BUILTIN_IMAGE_SIZE = 32
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -100,18 +104,7 @@ def labels(spec, split="train", *, data_dir=None):
         )
         return np.array([label for _, label in tfds.as_numpy(dataset)], dtype="int64")
     if kind == "folder":
-        root = _folder_root(value, split)
-        listing = keras.utils.image_dataset_from_directory(
-            root, batch_size=None, shuffle=False, verbose=False
-        )
-        classes = list(listing.class_names)
-        return np.array(
-            [
-                classes.index(os.path.relpath(path, root).split(os.sep)[0])
-                for path in listing.file_paths
-            ],
-            dtype="int64",
-        )
+        return np.array([label for _, label in _folder_files(value, split)], dtype="int64")
     if kind == "builtin":
         return load_builtin(value, split, image_size=8)[1].astype("int64")
     return np.asarray(value[1], dtype="int64")
@@ -132,13 +125,23 @@ def load(
     seed=0,
     data_dir=None,
     indices=None,
+    skip_bad_images=False,
     with_info=False,
 ):
     """Build a batched `tf.data.Dataset` of `(images, labels)` for `model.fit`.
 
     Images come out float32 with raw pixel values (0..255), resized to
     `image_size`; zoo models carry their own preprocessing, so an exported
-    model takes the same raw pixels. Labels come out int64 class indices.
+    model takes the same raw pixels. Labels come out int64 class indices,
+    checked to lie in `[0, num_classes)` (numpy labels at once, tfds labels
+    as they are read).
+
+    Each pass over a shuffled or augmented dataset is drawn from `seed` and
+    the pass number (0, 1, ...), not from state that advances as it is
+    read, so training is reproducible and a run resumed by
+    `keras.callbacks.BackupAndRestore` sees the same data as an
+    uninterrupted one when `keras_transfer.datasets.EpochSync(dataset)` is
+    among the callbacks (it sets the pass number to the epoch).
 
     Args:
         spec: Dataset spec: `"tfds:<name>"`, `"folder:<path>"`, a built-in
@@ -158,9 +161,11 @@ def load(
             augmentation, inside tf.data: a Keras preprocessing layer
             (`keras.layers.Rescaling(1 / 255)`) or a function of tf tensors.
         augment: `None` (augment when `split` starts with `"train"`), `True`
-            (random flip, small rotation and translation; no flip for digit
-            datasets), `False`, or a tf.data-compatible Keras layer such as
-            `keras.layers.Pipeline([...])`.
+            (random horizontal flip, rotation up to 18 degrees and shifts up
+            to 10% of the side, bilinear with reflected borders; no flip for
+            digit datasets), `False`, or a tf.data-compatible Keras layer
+            such as `keras.layers.Pipeline([...])` (it draws from its own
+            random state, so resumed runs see other augmentations).
         shuffle: Boolean or `None` (shuffle when `split` starts with
             `"train"`).
         shuffle_buffer: Integer. Shuffle buffer size. Defaults to `1024`.
@@ -172,6 +177,11 @@ def load(
             these positions of the split's stored order (the order of
             `keras_transfer.datasets.labels`), e.g. a validation subset
             carved from `"train"`. Defaults to `None` (all examples).
+        skip_bad_images: Boolean. For `"folder:"` datasets: decode every
+            image first and leave out the files that cannot be decoded
+            (they are listed in a warning). Defaults to `False`: a file that
+            cannot be decoded stops iteration with TensorFlow's error; then
+            `keras_transfer.datasets.find_unreadable_images` names it.
         with_info: Boolean. Also return the `DatasetInfo`, its
             `image_shape` being that of the images the dataset yields.
 
@@ -187,6 +197,30 @@ def load(
 
     info = describe(spec, split, data_dir=data_dir)
     info.check(num_classes=num_classes)
+    kind, value = _parse_spec(spec)
+    if indices is not None:
+        indices = _check_indices(indices, info.num_examples)
+        info = dataclasses.replace(info, num_examples=len(indices))
+    skipped = []
+    if skip_bad_images:
+        if kind != "folder":
+            raise ValueError(
+                "Invalid value received for argument `skip_bad_images`: only "
+                "'folder:' datasets are decoded file by file. Received: "
+                f"skip_bad_images=True with spec={info.name!r}"
+            )
+        skipped = find_unreadable_images(spec, split)
+        if indices is not None:
+            kept = {_folder_files(value, split)[i][0] for i in indices}
+            skipped = [path for path in skipped if path in kept]
+        if skipped:
+            warnings.warn(
+                f"Skipped {len(skipped)} image(s) of {info.name!r} split "
+                f"{split!r} that cannot be decoded: {', '.join(skipped[:5])}"
+                f"{' ...' if len(skipped) > 5 else ''}",
+                stacklevel=2,
+            )
+            info = dataclasses.replace(info, num_examples=info.num_examples - len(skipped))
     size = _image_size_pair(image_size)
     if size is None and None in info.image_shape[:2]:
         raise ValueError(
@@ -201,11 +235,9 @@ def load(
         )
     training = isinstance(split, str) and split.startswith("train")
     shuffle = training if shuffle is None else shuffle
-    augmentation = _augmentation(augment, training, info.name, seed)
+    augment = _check_augment(training if augment is None else augment)
 
-    if indices is not None:
-        indices = _check_indices(indices, info.num_examples)
-    dataset = _read(spec, split, size, shuffle, seed, data_dir, indices)
+    source = _read(kind, value, split, size, seed, data_dir, set(skipped), indices)
 
     def prepare(image, label):
         image = tf.cast(image, "float32")
@@ -215,41 +247,67 @@ def load(
             image = tf.image.rgb_to_grayscale(image)
         if size is not None and tuple(image.shape[:2]) != size:
             image = tf.image.resize(image, size)
-        return image, tf.cast(label, "int64")
+        label = tf.cast(label, "int64")
+        if kind == "tfds":
+            # Some tfds splits mark unlabelled examples with -1.
+            label = assert_labels_in_pipeline(label, info.num_classes, "spec")
+        return image, label
 
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
-    dataset = dataset.batch(batch_size)
-    if augmentation is not None:
-        # Sequential on purpose: Keras' random layers draw from a stateful
-        # seed variable, and parallel calls would race on it, making the
-        # augmentation of a given batch depend on thread timing instead of
-        # `seed` (observed: two loads with seed=3 differed in their first batch).
-        dataset = dataset.map(lambda x, y: (augmentation(x), y))
+    counter = None
+    if shuffle or augment is not False:
+        dataset, counter = keyed_passes(
+            source,
+            prepare,
+            batch_size,
+            shuffle_buffer if shuffle else False,
+            None if augment is False else augment,
+            flip=info.name not in _NO_FLIP,
+            seed=seed,
+            num_examples=info.num_examples,
+        )
+    else:
+        if not isinstance(source, tf.data.Dataset):
+            table, decode = source
+            source = tf.data.Dataset.from_tensor_slices(table).map(decode)
+        dataset = source.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
     if preprocessing is not None:
         dataset = dataset.map(
             lambda x, y: (preprocessing(x), y),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    if counter is not None:
+        register_counter(dataset, counter)
     if not with_info:
         return dataset
     height_width = size or info.image_shape[:2]
     output_shape = tuple(height_width) + (channels or info.image_shape[-1],)
-    count = info.num_examples if indices is None else len(indices)
-    return dataset, dataclasses.replace(info, image_shape=output_shape, num_examples=count)
+    return dataset, dataclasses.replace(info, image_shape=output_shape)
 
 
 def _parse_spec(spec):
     """Return `(kind, value)` with kind in tfds, folder, builtin, arrays."""
     if isinstance(spec, (tuple, list)) and len(spec) == 2:
         x, y = (np.asarray(part) for part in spec)
-        if x.ndim not in (3, 4) or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
+        if (
+            x.ndim not in (3, 4)
+            or y.ndim != 1
+            or len(x) != len(y)
+            or not len(y)
+            or not np.issubdtype(y.dtype, np.integer)
+        ):
             raise ValueError(
                 "Invalid value received for argument `spec`: arrays must be "
-                "images (N, H, W) or (N, H, W, C) and integer labels (N,). "
-                f"Received: x.shape={x.shape}, y.shape={y.shape}, y.dtype={y.dtype}"
+                "at least one image, (N, H, W) or (N, H, W, C), and integer "
+                f"labels (N,). Received: x.shape={x.shape}, y.shape={y.shape}, "
+                f"y.dtype={y.dtype}"
+            )
+        check_label_array(y, None, "spec")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise ValueError(
+                "Invalid value received for argument `spec`: images must be "
+                f"finite. Received: x[{', '.join(map(str, bad))}]={x[tuple(bad)]}"
             )
         return "arrays", (x, y)
     if isinstance(spec, str):
@@ -328,18 +386,13 @@ def _folder_root(path, split):
 
 def _describe_folder(path, split):
     root = _folder_root(path, split)
-    classes = sorted(entry for entry in os.listdir(root) if os.path.isdir(os.path.join(root, entry)))
+    classes = _folder_classes(root)
     if not classes:
         raise ValueError(
             f"Folder {root!r} has no class sub-folders; expected one sub-folder "
             f"of images per class. Received: spec='folder:{path}', split={split!r}"
         )
-    count = sum(
-        name.lower().endswith(_IMAGE_EXTENSIONS)
-        for label in classes
-        for _, _, files in os.walk(os.path.join(root, label))
-        for name in files
-    )
+    count = len(_folder_files(path, split))
     return DatasetInfo(f"folder:{path}", len(classes), tuple(classes), (None, None, 3), count)
 
 
@@ -355,19 +408,8 @@ def _image_size_pair(image_size):
     return tuple(int(v) for v in pair)
 
 
-def _augmentation(augment, training, name, seed):
-    if augment is None:
-        augment = training
-    if augment is False:
-        return None
-    if augment is True:
-        layers = [] if name in _NO_FLIP else [keras.layers.RandomFlip("horizontal", seed=seed)]
-        layers += [
-            keras.layers.RandomRotation(0.05, seed=seed),
-            keras.layers.RandomTranslation(0.1, 0.1, seed=seed),
-        ]
-        return keras.layers.Pipeline(layers)
-    if callable(augment):
+def _check_augment(augment):
+    if augment is True or augment is False or callable(augment):
         return augment
     raise ValueError(
         "Invalid value received for argument `augment`. Expected None, True, "
@@ -409,40 +451,102 @@ def _keep_positions(dataset, indices):
     )
 
 
-def _read(spec, split, size, shuffle, seed, data_dir, indices=None):
-    """The unbatched `(image, label)` dataset of a spec (`indices`: a subset)."""
+def _read(kind, value, split, size, seed, data_dir, skip, indices=None):
+    """The examples of a parsed spec, in stored order.
+
+    A tfds dataset is a stream: a `tf.data.Dataset` of `(image, label)`,
+    its files read in one order drawn from `seed`. Everything else is
+    `(table, decode)`: tensors with one row per example and the function
+    that turns a row into `(image, label)`, so that `keyed_passes` can read
+    the rows in any order. `indices` (sorted positions) keeps a subset.
+    """
     import tensorflow as tf
 
-    if indices is not None:
-        # Positions refer to the stored order: read it unshuffled, keep the
-        # subset, and let `load` shuffle the examples afterwards.
-        whole = _read(spec, split, size, False, seed, data_dir)
-        return _keep_positions(whole, indices)
-
-    kind, value = _parse_spec(spec)
     if kind == "tfds":
         tfds = _import_tfds()
-        return tfds.load(
+        stream = tfds.load(
             value,
             split=split,
             as_supervised=True,
-            shuffle_files=shuffle,
+            # Positions refer to the stored order: no file shuffling then.
+            shuffle_files=indices is None,
             data_dir=data_dir,
-            read_config=tfds.ReadConfig(shuffle_seed=seed),
+            read_config=tfds.ReadConfig(
+                shuffle_seed=seed, shuffle_reshuffle_each_iteration=False
+            ),
         )
+        return stream if indices is None else _keep_positions(stream, indices)
     if kind == "folder":
-        return keras.utils.image_dataset_from_directory(
-            _folder_root(value, split),
-            batch_size=None,
-            image_size=size,
-            shuffle=shuffle,
-            seed=seed,
-            verbose=False,
-        )
+        files = _folder_files(value, split)
+        if indices is not None:
+            files = [files[i] for i in indices]
+        files = [(p, label) for p, label in files if p not in skip]
+        paths, labels = zip(*files) if files else ((), ())
+
+        def decode(path, label):
+            image = tf.io.decode_image(
+                tf.io.read_file(path), channels=3, expand_animations=False
+            )
+            return image, label
+
+        return (tf.constant(paths, tf.string), tf.constant(labels, tf.int64)), decode
     if kind == "builtin":
         # Rendered square; `prepare` resizes to a non-square `image_size`.
         value = load_builtin(value, split, image_size=max(size) if size else _BUILTIN_IMAGE_SIZE, seed=seed)
     x, y = value
+    if indices is not None:
+        x, y = x[indices], y[indices]
     if x.ndim == 3:
         x = x[..., None]
-    return tf.data.Dataset.from_tensor_slices((x, y))
+    return (tf.constant(x), tf.constant(y)), lambda image, label: (image, label)
+
+
+def _folder_classes(root):
+    return sorted(entry for entry in os.listdir(root) if os.path.isdir(os.path.join(root, entry)))
+
+
+def _folder_files(path, split):
+    """Sorted `(image path, label)` pairs of a class-per-sub-folder dataset."""
+    root = _folder_root(path, split)
+    return [
+        (os.path.join(folder, name), label)
+        for label, class_name in enumerate(_folder_classes(root))
+        for folder, _, names in sorted(os.walk(os.path.join(root, class_name)))
+        for name in sorted(names)
+        if name.lower().endswith(_IMAGE_EXTENSIONS)
+    ]
+
+
+def find_unreadable_images(spec, split=None):
+    """Paths of the images of a `"folder:"` dataset that cannot be decoded.
+
+    Decodes every image with the decoder `load` uses (`tf.io.decode_image`:
+    BMP, GIF, JPEG, PNG), so it reads the whole dataset once.
+
+    Args:
+        spec: `"folder:<path>"`.
+        split: The sub-folder, or `None` for the folder itself.
+
+    Returns:
+        A sorted list of paths; empty when every image decodes.
+
+    Example:
+
+    >>> keras_transfer.datasets.find_unreadable_images("folder:photos", "train")
+    ['photos/train/cat/truncated.jpg']
+    """
+    import tensorflow as tf
+
+    kind, value = _parse_spec(spec)
+    if kind != "folder":
+        raise ValueError(
+            "Invalid value received for argument `spec`: only 'folder:' "
+            f"datasets are read file by file. Received: spec={spec!r}"
+        )
+    bad = []
+    for path, _ in _folder_files(value, split):
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError):
+            bad.append(path)
+    return bad

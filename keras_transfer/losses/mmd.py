@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_transfer._validation import check_int
+from keras_transfer._validation import check_number
 from keras_transfer.losses._domain_masks import domain_weights
 from keras_transfer.losses._domain_masks import stack_domains
 
@@ -8,16 +10,8 @@ _ESTIMATORS = ("biased", "unbiased")
 
 
 def _validate(num_kernels, kernel_multiplier, estimator):
-    if not isinstance(num_kernels, int) or num_kernels < 1:
-        raise ValueError(
-            "Invalid value received for argument `num_kernels`. Expected an "
-            f"integer >= 1. Received: num_kernels={num_kernels}"
-        )
-    if not kernel_multiplier > 0:
-        raise ValueError(
-            "Invalid value received for argument `kernel_multiplier`. "
-            f"Expected a float > 0. Received: kernel_multiplier={kernel_multiplier}"
-        )
+    check_int("num_kernels", num_kernels, minimum=1)
+    check_number("kernel_multiplier", kernel_multiplier, above=0)
     if estimator not in _ESTIMATORS:
         raise ValueError(
             "Invalid value received for argument `estimator`. Expected one of "

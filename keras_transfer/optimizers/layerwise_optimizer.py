@@ -6,6 +6,7 @@ import threading
 import keras
 
 from keras_transfer import _keras_compat
+from keras_transfer._validation import check_number
 
 
 @keras.saving.register_keras_serializable(package="keras_transfer")
@@ -275,16 +276,7 @@ def _matches(pattern, path):
 
 
 def _validate_factor(factor, argument):
-    if (
-        isinstance(factor, bool)
-        or not isinstance(factor, numbers.Real)
-        or not factor >= 0
-    ):
-        raise ValueError(
-            f"Invalid value received for argument `{argument}`. Expected a "
-            f"float >= 0. Received: {argument}={factor!r}"
-        )
-    return float(factor)
+    return float(check_number(argument, factor, minimum=0))
 
 
 def _validate_group(group):

@@ -1,3 +1,6 @@
+import math
+import numbers
+
 import keras
 from keras import ops
 
@@ -66,12 +69,17 @@ class LinearWarmup(WrapsSchedule, keras.optimizers.schedules.LearningRateSchedul
         is_schedule = isinstance(
             schedule, keras.optimizers.schedules.LearningRateSchedule
         )
-        is_rate = isinstance(schedule, (int, float)) and schedule > 0
-        if not (is_schedule or is_rate) or isinstance(schedule, bool):
+        is_rate = (
+            isinstance(schedule, numbers.Real)
+            and not isinstance(schedule, bool)
+            and math.isfinite(schedule)
+            and schedule > 0
+        )
+        if not (is_schedule or is_rate):
             raise ValueError(
                 "Invalid value received for argument `schedule`. Expected a "
                 "`keras.optimizers.schedules.LearningRateSchedule` or a "
-                f"float > 0. Received: schedule={schedule!r}"
+                f"finite float > 0. Received: schedule={schedule!r}"
             )
         self.schedule = schedule
         self.warmup_steps = check_int("warmup_steps", warmup_steps, minimum=1)
