@@ -72,9 +72,29 @@ class LRFinderResult:
         axes.set_xscale("log")
         axes.set_xlabel("learning rate")
         axes.set_ylabel("training loss")
-        axes.legend()
+        limits = self.loss_limits()
+        if limits is not None:
+            axes.set_ylim(*limits)
+        axes.legend(loc="upper left")
         figure.tight_layout()
         figure.savefig(path)
+
+    def loss_limits(self):
+        """The y-range worth looking at: `(low, high)`, or `None` if empty.
+
+        From just below the lowest smoothed loss to just above the highest
+        smoothed loss *before* that minimum: the descent the suggestion is
+        read from. The blow-up after the minimum (losses that can be orders
+        of magnitude larger) is cut off instead of flattening the curve.
+        """
+        losses = np.asarray(self.losses, dtype="float64")
+        losses = losses[np.isfinite(losses)]
+        if losses.size == 0:
+            return None
+        lowest = int(np.argmin(losses))
+        low, high = float(losses[lowest]), float(np.max(losses[: lowest + 1]))
+        pad = 0.1 * (high - low) or 0.1 * abs(low) or 0.1
+        return low - pad, high + pad
 
 
 def lr_find(

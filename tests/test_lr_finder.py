@@ -163,3 +163,27 @@ def test_bad_arguments_raise():
     uncompiled = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match=r"argument `model`.*not compiled"):
         lr_find(uncompiled, (x, y))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="plot range arithmetic is backend-independent",
+)
+def test_plot_range_cuts_off_the_divergence():
+    """The y-range covers the descent, not losses 1000x larger after it."""
+    from keras_transfer.lr_finder import LRFinderResult
+
+    losses = np.array([2.0, 1.9, 1.5, 0.8, 0.5, 0.6, 3.0, 50.0, 2000.0])
+    result = LRFinderResult(
+        lrs=np.geomspace(1e-4, 10, len(losses)),
+        losses=losses,
+        raw_losses=losses,
+        suggestion=1e-2,
+        min_loss_lr=1e-3,
+        diverged=True,
+    )
+    low, high = result.loss_limits()
+    assert low < 0.5 and low > 0.3
+    assert 2.0 < high < 2.5
+    empty = LRFinderResult(np.array([]), np.array([]), np.array([]), None, None, False)
+    assert empty.loss_limits() is None

@@ -49,15 +49,21 @@ def score_once(model, dataset, num_classes):
 
 
 def plot_confusion_matrix(path, matrix, class_names, title):
-    """Write `matrix` (rows: true class, columns: predicted) as a PNG."""
-    import matplotlib
+    """Write `matrix` (rows: true class, columns: predicted) as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses matplotlib's `Figure` directly (no pyplot state) and writes the file
+    atomically.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from keras_transfer._atomic import atomic_path
 
     matrix = np.asarray(matrix)
     size = max(3.0, 0.45 * len(class_names) + 1.5)
-    figure, axis = plt.subplots(figsize=(size + 1, size))
+    figure = Figure(figsize=(size + 1, size))
+    FigureCanvasAgg(figure)
+    axis = figure.subplots()
     image = axis.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axis, fraction=0.046)
     ticks = np.arange(len(class_names))
@@ -74,6 +80,6 @@ def plot_confusion_matrix(path, matrix, class_names, title):
             )
     axis.set_title(title, fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     return path
