@@ -17,6 +17,7 @@ _MODULES = (
     "cli",
     "datasets",
     "exporting",
+    "features",
     "freezing",
     "heads",
     "layers",
@@ -25,6 +26,7 @@ _MODULES = (
     "models",
     "optimizers",
     "preprocessing",
+    "ranking",
     "regularizers",
     "schedules",
     "testing",
@@ -51,6 +53,7 @@ _API = {
     "lr_find": ("keras_transfer.lr_finder", "lr_find"),
     "LRFinderResult": ("keras_transfer.lr_finder", "LRFinderResult"),
     "export": ("keras_transfer.exporting", "export"),
+    "rank": ("keras_transfer.ranking", "rank"),
     "ExportResult": ("keras_transfer.exporting", "ExportResult"),
 }
 
