@@ -53,7 +53,8 @@ def extract(
     TensorFlow), and stored in shards of at most about `shard_bytes`: in
     memory, or as `.npy` files under `cache_dir`, each written to a
     temporary file and renamed into place. Only the shard being filled is
-    held in memory, so a dataset larger than memory extracts.
+    held in memory (about twice `shard_bytes` at most, while it is
+    written), so a dataset larger than memory extracts.
 
     With `cache_dir`, the cache is keyed by the backbone's architecture, its
     weights, its preprocessing and the precision, and every batch by a digest
@@ -754,7 +755,8 @@ class _DiskStore:
             )
             raise ValueError(
                 f"Invalid value received for argument `cache_dir`: {self.folder!r} "
-                f"holds features of another {', '.join(different) or 'cache format'} "
+                f"holds features computed with a different "
+                f"{', '.join(different) or 'cache format'} "
                 f"({details or 'format ' + repr(manifest.get('format'))}). Use a "
                 "separate cache_dir per backbone, or delete this one."
             )

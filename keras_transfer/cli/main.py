@@ -11,6 +11,7 @@ import sys
 
 BACKENDS = ("tensorflow", "jax", "torch")
 MODEL_FILE = "model.keras"
+PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 def main(argv=None):
@@ -77,6 +78,24 @@ def _parser():
         help="Split used for validation (early stopping) and the final metrics.",
     )
     fit.add_argument("--overwrite", action="store_true", help="Replace files in --out.")
+    fit.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="Keep the frozen backbone's features in DIR (.npy shards; a later run "
+        "reuses them). Only for tasks whose backbone stays frozen "
+        "(feature_extraction/*), which otherwise cache in memory.",
+    )
+    fit.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="Train a frozen-backbone task end to end, with augmentation.",
+    )
+    fit.add_argument(
+        "--precision",
+        choices=tuple(PRECISION_POLICIES),
+        default="float32",
+        help="Compute precision; bfloat16 and float16 are mixed (variables stay float32).",
+    )
     fit.set_defaults(run=_fit)
 
     evaluate = commands.add_parser("evaluate", help="Evaluate a saved model on a dataset.")
@@ -161,34 +180,55 @@ def _info(args):
 
 
 def _fit(args):
+    import keras
+
     from keras_transfer import datasets
     from keras_transfer import zoo
     from keras_transfer.cli import reports
 
     spec = zoo.get_task(args.task)
     _check_task_input(spec, datasets.describe(args.data, "train"))
+    cache = _feature_cache(spec, args)
     out = reports.prepare_output_dir(args.out, args.overwrite)
     image_size = args.image_size or spec.input_shape[0]
     channels = spec.input_shape[-1]
+    # A cache holds one view of each image, read in a fixed order.
+    fixed = {"augment": False, "shuffle": False} if cache is not None else {}
     train, info = _load_data(
-        args.data, "train", image_size, args.batch_size, args.num_classes, channels
+        args.data, "train", image_size, args.batch_size, args.num_classes, channels, **fixed
     )
     validation, _ = _load_data(
         args.data, args.validation_split, image_size, args.batch_size, info.num_classes, channels
     )
     weights = None if args.weights.lower() == "none" else args.weights
-    model = zoo.build(
-        args.task,
-        info.num_classes,
-        weights=weights,
-        input_shape=None if spec.preset_fixes_inputs else info.image_shape,
-    )
-    history = model.fit(
-        train,
-        validation_data=validation,
-        epochs=args.epochs,
-        callbacks=zoo.recipe(args.task, epochs=args.epochs),
-    )
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISION_POLICIES[args.precision])
+    try:
+        model = zoo.build(
+            args.task,
+            info.num_classes,
+            weights=weights,
+            input_shape=None if spec.preset_fixes_inputs else info.image_shape,
+        )
+    finally:
+        keras.config.set_dtype_policy(policy)
+    callbacks = zoo.recipe(args.task, epochs=args.epochs)
+    if cache is None:
+        history = model.fit(
+            train, validation_data=validation, epochs=args.epochs, callbacks=callbacks
+        )
+    else:
+        from keras_transfer.features import fit_cached
+
+        history = fit_cached(
+            model,
+            train,
+            validation_data=validation,
+            cache_dir=cache or None,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            callbacks=callbacks,
+        )
     test_metrics = model.evaluate(validation, return_dict=True, verbose=0)
     model.save(os.path.join(out, MODEL_FILE))
     probe = next(iter(validation))[0][:2].numpy()
@@ -202,6 +242,8 @@ def _fit(args):
             "num_classes": info.num_classes,
             "input_shape": list(info.image_shape),
             "epochs_run": len(history.epoch),
+            "precision": args.precision,
+            "features_cache": None if cache is None else (cache or "memory"),
             "history": history.history,
             args.validation_split: test_metrics,
             "export": exported,
@@ -307,7 +349,7 @@ def _model_image_size(model):
     return shape[1]
 
 
-def _load_data(spec, split, image_size, batch_size, num_classes=None, channels=None):
+def _load_data(spec, split, image_size, batch_size, num_classes=None, channels=None, **options):
     """`(tf.data.Dataset, DatasetInfo)` of a dataset spec, checked against a task."""
     from keras_transfer import datasets
 
@@ -319,7 +361,31 @@ def _load_data(spec, split, image_size, batch_size, num_classes=None, channels=N
         batch_size=batch_size,
         num_classes=num_classes,
         with_info=True,
+        **options,
     )
+
+
+def _feature_cache(spec, args):
+    """`None` (train end to end), `""` (cache in memory) or the `--cache` folder."""
+    if args.cache and args.no_cache:
+        raise ValueError("--cache and --no-cache exclude each other; pass one.")
+    if not spec.caches_features:
+        if args.cache:
+            raise ValueError(
+                f"Invalid value received for argument `--cache`: task {spec.name!r} "
+                f"trains its backbone (trainable={spec.trainable!r}, unfreeze stages "
+                f"{spec.recipe.unfreeze_stages}), so cached features would go stale. "
+                f"Use a feature_extraction/* task, or drop --cache. Received: --cache={args.cache}"
+            )
+        return None
+    if args.no_cache:
+        return None
+    print(
+        f"{spec.name}: the backbone stays frozen, so its features are computed once "
+        f"and cached ({args.cache or 'in memory'}). Training images are not augmented "
+        "(a cache holds one view per image); --no-cache trains end to end with augmentation."
+    )
+    return args.cache or ""
 
 
 def _check_task_input(spec, info):
