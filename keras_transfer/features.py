@@ -554,11 +554,17 @@ def _resolve_precision(precision):
             f"{list(_PRECISIONS)}. Received: precision={precision!r}"
         )
     if precision == "auto":
-        accelerated = any(
-            device.split(":")[0] in ("gpu", "tpu") for device in keras.distribution.list_devices()
-        )
-        return "bfloat16" if accelerated else "float32"
+        return "bfloat16" if _has_accelerator() else "float32"
     return precision
+
+
+def _has_accelerator():
+    """Whether the backend computes on a GPU or TPU."""
+    if keras.backend.backend() == "torch":  # keras.distribution has no torch support
+        import torch
+
+        return torch.cuda.is_available()
+    return any(device.split(":")[0] in ("gpu", "tpu") for device in keras.distribution.list_devices())
 
 
 def _with_precision(model, precision):

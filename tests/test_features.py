@@ -231,6 +231,8 @@ def test_bfloat16_extraction_is_close_and_keyed_apart(tmp_path):
     assert half.arrays()[0].dtype == np.float32
     with pytest.raises(ValueError, match="different precision"):
         feature_cache.extract(backbone, (x, y), cache_dir=tmp_path, precision="bfloat16")
+    if not feature_cache._has_accelerator():  # "auto" is float32 on a CPU: the cache is reused.
+        assert feature_cache.extract(backbone, (x, y), cache_dir=tmp_path, precision="auto").computed_batches == 0
 
 
 def test_iterables_of_batches_and_unlabelled_arrays():
