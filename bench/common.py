@@ -37,6 +37,14 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
+def not_measured(measured, expected=("jax", "tensorflow", "torch")):
+    """A line naming the backends in `expected` with no results, or "" when all have some."""
+    missing = [name for name in expected if name not in set(measured)]
+    if not missing:
+        return ""
+    return f"Not measured yet: {', '.join(missing)} (no results file).\n\n"
+
+
 def write_readme(folder, title, body):
     """Writes `<folder>/README.md`: a generated page (title + body)."""
     text = (

@@ -21,6 +21,7 @@ _MODULES = (
     "cli",
     "datasets",
     "exporting",
+    "features",
     "freezing",
     "heads",
     "layers",
@@ -30,6 +31,7 @@ _MODULES = (
     "models",
     "optimizers",
     "preprocessing",
+    "ranking",
     "regularizers",
     "schedules",
     "testing",
@@ -56,6 +58,7 @@ _API = {
     "lr_find": ("keras_transfer.lr_finder", "lr_find"),
     "LRFinderResult": ("keras_transfer.lr_finder", "LRFinderResult"),
     "export": ("keras_transfer.exporting", "export"),
+    "rank": ("keras_transfer.ranking", "rank"),
     "ExportResult": ("keras_transfer.exporting", "ExportResult"),
 }
 

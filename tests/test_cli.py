@@ -366,3 +366,34 @@ def test_validation_is_carved_stratified_or_taken_from_the_dataset(tmp_path):
     own = splits.plan_splits(f"folder:{tmp_path}")
     assert (own.train, own.validation, own.test, own.carved) == ("train", "validation", "test", False)
     assert own.report()["validation"] == {"split": "validation", "carved_from_train": False}
+
+
+def test_a_frozen_backbone_task_trains_on_cached_features_and_reuses_them(tmp_path, capsys, monkeypatch):
+    from keras_transfer import features
+
+    calls = []
+    extractor = features._Extractor.__call__
+    monkeypatch.setattr(features._Extractor, "__call__", lambda self, x: calls.append(1) or extractor(self, x))
+    cache = tmp_path / "cache"
+    args = ["fit", "feature_extraction/mobilenetv3small", "--data", "digits", "--weights", "none",
+            "--epochs", "1", "--image-size", "32", "--batch-size", "256", "--cache", str(cache)]
+    keras.utils.set_random_seed(0)  # `--weights none`: the same random backbone twice
+    assert cli.main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "not augmented" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["features_cache"] == str(cache) and metrics["epochs_run"] == 1
+    assert json.loads((cache / "train" / "manifest.json").read_text())["num_examples"] == 647
+    first = len(calls)
+    assert first == 3 + 1  # 647 train and 72 validation images (carved from train), batches of 256
+
+    keras.utils.set_random_seed(0)
+    assert cli.main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert len(calls) == first  # The second run ran no backbone batch.
+    model = keras.saving.load_model(tmp_path / "b" / "model.keras")
+    assert model.output_shape == (None, 10)
+
+
+def test_cache_is_refused_for_a_task_that_trains_its_backbone(tmp_path, capsys):
+    assert _fit(tmp_path / "run", "--cache", str(tmp_path / "cache")) == 2
+    assert "trains its backbone" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()

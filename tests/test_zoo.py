@@ -136,6 +136,11 @@ def test_list_tasks_is_sorted_and_filtered():
     assert zoo.list_tasks("nothing/*") == []
 
 
+def test_exactly_the_feature_extraction_tasks_cache_features():
+    cached = [name for name in zoo.list_tasks() if zoo.get_task(name).caches_features]
+    assert cached == zoo.list_tasks("feature_extraction/*") and cached
+
+
 def test_unknown_name_suggests_near_matches():
     with pytest.raises(ValueError, match="image_classification/resnet50"):
         zoo.get_task("image_classification/resnet5")

@@ -157,10 +157,18 @@ def _check_input_shape(spec, input_shape):
 
 def _classifier(spec, num_classes, weights, input_shape):
     """Pretrained backbone + `ClassificationHead`, preprocessing inside."""
+    from keras_transfer.backbones import load_backbone
     from keras_transfer.models import build_classifier
 
+    backbone = spec.backbone
+    if spec.caches_features:
+        # Pooled inside the backbone: a feature cache then holds one vector
+        # per image instead of a feature map.
+        backbone = load_backbone(
+            backbone, weights=weights, input_shape=input_shape, pooling="avg", trainable=False
+        )
     return build_classifier(
-        spec.backbone,
+        backbone,
         num_classes,
         weights=weights,
         input_shape=input_shape,

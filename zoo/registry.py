@@ -70,6 +70,11 @@ class TaskSpec:
         return self.name.split("/", 1)[0]
 
     @property
+    def caches_features(self):
+        """The backbone stays frozen for the whole recipe, so features can be cached."""
+        return self.trainable is False and not self.recipe.unfreeze_stages
+
+    @property
     def preset_fixes_inputs(self):
         """KerasHub presets fix their own input shape (their preprocessor resizes)."""
         return "keras_hub" in self.requirements

@@ -14,6 +14,7 @@ register_task(
         preprocessing="Rescaling(1/255) inside the model",
         source="random initialisation",
         description="Two conv blocks + softmax head; builds in milliseconds.",
+        trainable=True,
         recipe=Recipe(
             optimizer="adam",
             learning_rate=3e-3,
@@ -36,6 +37,7 @@ register_task(
         preprocessing="none: takes int token ids",
         source="random initialisation",
         description="Embedding + mean pooling + softmax head over token ids.",
+        trainable=True,
         recipe=Recipe(optimizer="adam", learning_rate=1e-2, schedule="constant"),
         task_kwargs={"vocabulary_size": 256},
         large=False,

@@ -1,222 +1,384 @@
-"""Fine-tuning throughput and memory of zoo models, per backend and device.
+"""Training throughput of zoo models beside native PyTorch, same machine, same run.
 
-For each zoo task, mode and dtype policy, in a fresh process (so peak memory
-is that run's alone):
+For each model (`resnet50`, `mobilenetv2`) and mode, one process holds the
+contenders, warms each up (compilation included), then alternates their timed
+passes (`--repeats` rounds of `--steps` batches each), so all see the same
+machine load; images/s is the median pass. The contenders:
 
-- builds the task with `weights=None` (only the speed matters here) at
-  224x224, compiled with its recipe optimizer;
-- mode `frozen`: the zoo default (backbone frozen, head trained);
-  mode `full`: `keras_transfer.unfreeze(model)` (every layer but
-  BatchNormalization) and the model recompiled;
-- fits on random uint8 images for 1 warm-up epoch (compilation included)
-  and 1 timed epoch, and records images/s of the timed epoch, the seconds
-  of the warm-up epoch, the trainable parameter count, the optimizer's
-  variable bytes (frozen parts get no optimizer slots) and the device's
-  peak memory (JAX `memory_stats`, torch `max_memory_allocated`; TF's
-  `get_memory_info` on GPU).
+- `zoo`: `keras_transfer.zoo.build("image_classification/<model>",
+  weights=None)` as the zoo compiles it (its `jit_compile` and
+  `steps_per_execution` defaults), with the recipe's optimizer swapped for the
+  peer's: SGD, learning rate 0.01, momentum 0.9. Mode `full`:
+  `keras_transfer.unfreeze(model)` (every layer but BatchNormalization, which
+  stays in inference mode); mode `frozen`: the zoo's frozen backbone, head
+  trained.
+- variants of the zoo model that try a setting against its default
+  (`--variants`): `xla` (jit_compile=True), `no-xla`, `spe<N>`
+  (steps_per_execution=N), `channels-first` (image data format), `bf16`
+  (mixed_bfloat16 policy), `keras` (plain `keras.applications` + the same
+  head, Keras' own defaults);
+- the native PyTorch peer (`peer.py`: the same architecture written in plain
+  torch, parameter count checked equal, channels_last, BatchNorm in eval mode
+  in both modes as in the zoo), `eager` and `torch.compile`.
+
+Both sides train on the same random 0..255 float32 images held in memory
+(Keras: `fit` on numpy arrays, one epoch per pass).
 
     python bench/throughput/run.py --backend jax
-    python bench/throughput/run.py --backend torch --tasks image_classification/resnet50
+    python bench/throughput/run.py --backend torch --variants xla channels-first
 
-Writes `bench/throughput/results/finetune_throughput_<backend>_<device>.json` and
-regenerates `bench/throughput/results/finetune_throughput.md` from every JSON there.
-No TensorFlow is needed on the JAX and torch backends.
+Writes `bench/throughput/results/<device>-<backend>.json` with `"rows"`: one
+per (model, mode, peer) with the zoo's images/s, the peer's and their ratio;
+`"measurements"`: every process' numbers (each variant beside the eager peer);
+and regenerates `bench/throughput/README.md` from every JSON there. The
+machine is shared and not quiet: compare ratios, not absolute numbers (the
+load average before and after each process is recorded).
 """
 
 import argparse
 import json
 import os
 import pathlib
+import resource
+import statistics
 import subprocess
 import sys
 import time
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-DEFAULT_TASKS = ("image_classification/mobilenetv2", "image_classification/resnet50")
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import common  # noqa: E402
+
+RESULTS = HERE / "results"
+MODELS = ("resnet50", "mobilenetv2")
+PEERS = ("eager", "compile")
+NUM_CLASSES = 10
+LEARNING_RATE = 0.01
+MOMENTUM = 0.9
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
-    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS))
-    parser.add_argument("--modes", nargs="+", default=["frozen", "full"], choices=("frozen", "full"))
+    parser.add_argument("--backend", choices=("jax", "tensorflow", "torch"), required=True)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--modes", nargs="+", default=["full", "frozen"], choices=("full", "frozen"))
+    parser.add_argument("--variants", nargs="*", default=[], help="zoo variants, e.g. xla spe4 bf16 keras")
+    parser.add_argument("--variant-modes", nargs="+", default=["full", "frozen"], choices=("full", "frozen"))
+    parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--steps", type=int, default=6, help="batches per warm-up / timed pass")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes")
+    parser.add_argument("--device", default="cpu", help="name in the results file")
     parser.add_argument(
-        "--policies", nargs="+", default=["float32", "mixed_bfloat16"],
-        help="Keras dtype policies to run",
+        "--threads", type=int, default=None,
+        help="CPU threads of every framework (default: each framework's own choice)",
     )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=30, help="batches per epoch")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--results-dir", default=None)
-    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # task|mode|policy
+    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
-def device_name():
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        device = jax.devices()[0]
-        return device.platform, getattr(device, "device_kind", device.platform)
-    if backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return "gpu", torch.cuda.get_device_name(0)
-        return "cpu", "cpu"
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return ("gpu", gpus[0].name) if gpus else ("cpu", "cpu")
-
-
-def peak_memory_bytes():
-    import keras
-
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            stats = jax.devices()[0].memory_stats() or {}
-            return stats.get("peak_bytes_in_use")
-        if backend == "torch":
-            import torch
-
-            return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
-        import tensorflow as tf
-
-        if tf.config.list_physical_devices("GPU"):
-            return tf.config.experimental.get_memory_info("GPU:0")["peak"]
-    except Exception:  # noqa: BLE001 - a missing statistic is recorded as None
-        return None
-    return None
-
-
-def run_one(task, mode, policy, args):
-    import keras
+def _images(args):
     import numpy as np
+
+    rng = np.random.default_rng(0)
+    count = args.batch_size * args.steps
+    side = args.image_size
+    x = rng.uniform(0, 255, (count, side, side, 3)).astype("float32")
+    y = rng.integers(0, NUM_CLASSES, (count,)).astype("int64")
+    return x, y
+
+
+def _keras_model(model_name, mode, variant, args):
+    import keras
 
     import keras_transfer
     from keras_transfer import zoo
 
-    keras.config.set_dtype_policy(policy)
+    if variant == "bf16":
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    if variant == "channels-first":
+        keras.config.set_image_data_format("channels_first")
+    side = args.image_size
+    shape = (3, side, side) if variant == "channels-first" else (side, side, 3)
     keras.utils.set_random_seed(0)
-    size = args.image_size
-    model = zoo.build(task, num_classes=10, weights=None, input_shape=(size, size, 3))
-    if mode == "full":
-        keras_transfer.unfreeze(model)
-        optimizer = model.optimizer.__class__.from_config(model.optimizer.get_config())
-        model.compile(optimizer=optimizer, loss=model.loss, metrics=["accuracy"])
-    count = args.batch_size * args.steps
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (count, size, size, 3), dtype="uint8")
-    y = rng.integers(0, 10, (count,))
-
-    times = []
-
-    class Timer(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(x, y, batch_size=args.batch_size, epochs=2, verbose=0, callbacks=[Timer()])
-    optimizer_bytes = sum(
-        int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.optimizer.variables
+    if variant == "keras":
+        constructor = {"resnet50": keras.applications.ResNet50, "mobilenetv2": keras.applications.MobileNetV2}
+        base = constructor[model_name](include_top=False, weights=None, input_shape=shape, pooling="avg")
+        base.trainable = mode == "full"
+        inputs = keras.Input(shape)
+        x = base(inputs, training=False)
+        outputs = keras.layers.Dense(NUM_CLASSES)(keras.layers.Dropout(0.2)(x))
+        model = keras.Model(inputs, outputs)
+        options = {}
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = ["accuracy"]
+    else:
+        model = zoo.build(f"image_classification/{model_name}", NUM_CLASSES, weights=None, input_shape=shape)
+        if mode == "full":
+            keras_transfer.unfreeze(model)
+        options = {"jit_compile": model.jit_compile, "steps_per_execution": model.steps_per_execution}
+        loss, metrics = model.loss, ["accuracy"]
+    if variant == "xla":
+        options["jit_compile"] = True
+    elif variant == "no-xla":
+        options["jit_compile"] = False
+    elif variant.startswith("spe"):
+        options["steps_per_execution"] = int(variant[3:])
+    model.compile(
+        optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM),
+        loss=loss,
+        metrics=metrics,
+        **options,
     )
+    return model
+
+
+class KerasRunner:
+    """Fits a Keras model for `steps` batches per call (its first call warms up)."""
+
+    def __init__(self, model_name, mode, variant, args):
+        import numpy as np
+
+        self.model = _keras_model(model_name, mode, variant, args)
+        self.x, self.y = _images(args)
+        if variant == "channels-first":
+            self.x = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
+        self.batch_size = args.batch_size
+
+    def __call__(self):
+        self.model.fit(self.x, self.y, batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0)
+
+    def describe(self):
+        import keras
+        import numpy as np
+
+        return {
+            "parameters": int(self.model.count_params()),
+            "trainable_parameters": int(sum(np.prod(v.shape) for v in self.model.trainable_weights)),
+            "jit_compile": bool(self.model.jit_compile),
+            "steps_per_execution": int(self.model.steps_per_execution),
+            "dtype_policy": keras.config.dtype_policy().name,
+            "image_data_format": keras.config.image_data_format(),
+        }
+
+
+class PeerRunner:
+    """One pass of `steps` native PyTorch training steps per call."""
+
+    def __init__(self, model_name, mode, peer, args):
+        import torch
+
+        import peer as torch_peer
+
+        torch.manual_seed(0)
+        self.model, self.step = torch_peer.make_step(
+            model_name, NUM_CLASSES, mode, compiled=peer == "compile",
+            learning_rate=LEARNING_RATE, momentum=MOMENTUM,
+        )
+        x, y = _images(args)
+        images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        labels = torch.from_numpy(y)
+        self.batches = [
+            (images[i : i + args.batch_size], labels[i : i + args.batch_size])
+            for i in range(0, len(labels), args.batch_size)
+        ]
+
+    def __call__(self):
+        for images, labels in self.batches:
+            self.step(images, labels).item()
+
+    def describe(self):
+        import torch
+
+        import peer as torch_peer
+
+        return {
+            "parameters": torch_peer.parameter_count(self.model),
+            "trainable_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            "torch_threads": torch.get_num_threads(),
+        }
+
+
+def measure(model_name, mode, variant, peers, args):
+    """Warm every runner up, then alternate their timed passes (same load for all)."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    runners = {variant: KerasRunner(model_name, mode, variant, args)}
+    runners.update({f"pytorch-{peer}": PeerRunner(model_name, mode, peer, args) for peer in peers})
+    count = args.batch_size * args.steps
+    results = {}
+    for name, runner in runners.items():
+        start = time.perf_counter()
+        runner()
+        results[name] = {**runner.describe(), "warmup_s": time.perf_counter() - start, "images_per_s_each": []}
+    for _ in range(args.repeats):
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            runner()
+            results[name]["images_per_s_each"].append(count / (time.perf_counter() - start))
+    for result in results.values():
+        result["images_per_s"] = statistics.median(result["images_per_s_each"])
     return {
-        "task": task,
-        "mode": mode,
-        "policy": policy,
-        "images_per_s": count / times[1],
-        "warmup_epoch_s": times[0],
-        "trainable_params": int(sum(np.prod(v.shape) for v in model.trainable_weights)),
-        "optimizer_bytes": optimizer_bytes,
-        "peak_memory_bytes": peak_memory_bytes(),
+        "runs": results,
+        "process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def write_table():
-    rows = []
-    for path in sorted(RESULTS.glob("finetune_throughput_*.json")):
-        result = json.loads(path.read_text())
-        shape = f"{result['image_size']} px, batch {result['batch_size']}"
-        for run in result["runs"]:
-            if "error" in run:
-                rows.append(
-                    f"| {result['backend']} | {result['device']} | {shape} | {run['task'].split('/')[-1]} "
-                    f"| {run['mode']} | {run['policy']} | failed: {run['error'][:60]} | | | | |"
-                )
-                continue
-            peak = run["peak_memory_bytes"]
-            rows.append(
-                f"| {result['backend']} | {result['device']} | {shape} | {run['task'].split('/')[-1]} "
-                f"| {run['mode']} | {run['policy']} | {run['images_per_s']:.0f} "
-                f"| {run['warmup_epoch_s']:.1f} | {run['trainable_params'] / 1e6:.2f} "
-                f"| {run['optimizer_bytes'] / 2**20:.1f} "
-                f"| {'-' if peak is None else f'{peak / 2**30:.2f}'} |"
-            )
-    header = (
-        "Fine-tuning throughput (`python bench/throughput/run.py --backend <name>`): "
-        "random uint8 images, images/s of the second epoch; warm-up = "
-        "first epoch incl. compilation; optimizer MiB = optimizer variables (frozen "
-        "weights get none); peak GiB = device peak memory of the run.\n\n"
-        "| backend | device | input | task | mode | policy | images/s | warm-up s | trainable M "
-        "| optimizer MiB | peak GiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    (RESULTS / "finetune_throughput.md").write_text(header + "\n".join(rows) + "\n")
+def thread_environment(threads):
+    """Environment variables that give torch, TensorFlow and XLA `threads` CPU threads."""
+    if threads is None:
+        return {}
+    return {
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": "1",
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+        f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+        f"intra_op_parallelism_threads={threads}".strip(),
+    }
+
+
+def _run_group(args, model_name, mode, variant, peers):
+    """One process: the zoo (or a variant) and its peers, timed alternately."""
+    config = json.dumps([model_name, mode, variant, peers])
+    command = [sys.executable, __file__, *sys.argv[1:], "--one", config]
+    load_before = os.getloadavg()[0]
+    env = {**os.environ, **thread_environment(args.threads)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    result = {"model": model_name, "mode": mode, "variant": variant}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        result["error"] = (done.stderr.strip().splitlines() or ["?"])[-1]
+    else:
+        result.update(json.loads(lines[-1][len("RESULT ") :]))
+    result["load_average_before_after"] = [load_before, os.getloadavg()[0]]
+    print(json.dumps(result), flush=True)
+    return result
 
 
 def main():
     args = parse_args()
-    if args.backend and args.backend != os.environ.get("KERAS_BACKEND"):
+    if args.one:
+        model_name, mode, variant, peers = json.loads(args.one)
+        print("RESULT " + json.dumps(measure(model_name, mode, variant, peers, args)), flush=True)
+        return
+    if os.environ.get("KERAS_BACKEND") != args.backend:
         env = dict(os.environ, KERAS_BACKEND=args.backend)
         sys.exit(subprocess.call([sys.executable, *sys.argv], env=env))
-    if args.results_dir:
-        global RESULTS
-        RESULTS = pathlib.Path(args.results_dir)
-    if args.one:
-        task, mode, policy = args.one.split("|")
-        print("RESULT " + json.dumps(run_one(task, mode, policy, args)), flush=True)
-        return
 
     import keras
+    import torch
 
-    backend = keras.backend.backend()
-    platform, device = device_name()
-    runs = []
-    for task in args.tasks:
+    measurements, rows = [], []
+    for model_name in args.models:
         for mode in args.modes:
-            for policy in args.policies:
-                command = [sys.executable, *sys.argv, "--one", f"{task}|{mode}|{policy}"]
-                done = subprocess.run(command, capture_output=True, text=True)
-                lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-                if done.returncode or not lines:
-                    run = {"task": task, "mode": mode, "policy": policy,
-                           "error": (done.stderr.strip().splitlines() or ["?"])[-1]}
-                else:
-                    run = json.loads(lines[-1][len("RESULT "):])
-                runs.append(run)
-                print(json.dumps(run), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    summary = {
-        "backend": backend,
+            group = _run_group(args, model_name, mode, "zoo", args.peers)
+            measurements.append(group)
+            for variant in args.variants if mode in args.variant_modes else ():
+                measurements.append(_run_group(args, model_name, mode, variant, ["eager"]))
+            if "error" in group:
+                continue
+            zoo = group["runs"]["zoo"]
+            for peer in args.peers:
+                result = group["runs"][f"pytorch-{peer}"]
+                rows.append(
+                    {
+                        "backend": args.backend,
+                        "model": model_name,
+                        "mode": mode,
+                        "batch": args.batch_size,
+                        "images_per_s": round(zoo["images_per_s"], 2),
+                        "peer": f"pytorch-{peer}",
+                        "peer_images_per_s": round(result["images_per_s"], 2),
+                        "ratio": round(zoo["images_per_s"] / result["images_per_s"], 3),
+                        "parameters_match": zoo["parameters"] == result["parameters"],
+                    }
+                )
+    payload = {
+        "benchmark": "throughput",
+        "backend": args.backend,
+        "device": args.device,
         "keras": keras.__version__,
-        "platform": platform,
-        "device": device,
+        "torch": torch.__version__,
+        "machine": common.machine(),
+        "image_size": args.image_size,
         "batch_size": args.batch_size,
         "steps": args.steps,
-        "image_size": args.image_size,
-        "runs": runs,
+        "repeats": args.repeats,
+        "optimizer": f"SGD(learning_rate={LEARNING_RATE}, momentum={MOMENTUM})",
+        "threads": args.threads or "framework default",
+        "command": "python bench/throughput/run.py " + " ".join(sys.argv[1:]),
+        "rows": rows,
+        "measurements": measurements,
     }
-    name = f"finetune_throughput_{backend}_{platform}.json"
-    (RESULTS / name).write_text(json.dumps(summary, indent=2))
-    write_table()
+    common.write_json(RESULTS / f"{args.device}-{args.backend}.json", payload)
+    write_readme()
+
+
+def _load_range(measurements):
+    loads = [value for group in measurements for value in group["load_average_before_after"]]
+    return f"{min(loads):.1f}-{max(loads):.1f}"
+
+
+def write_readme():
+    rows, variants, notes = [], [], []
+    backends = []
+    for path in sorted(RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        backends.append(result["backend"])
+        for row in result["rows"]:
+            rows.append(
+                [result["device"], row["backend"], row["model"], row["mode"], row["batch"],
+                 f"{row['images_per_s']:.1f}", row["peer"], f"{row['peer_images_per_s']:.1f}",
+                 f"**{row['ratio']:.2f}**", "yes" if row["parameters_match"] else "NO"]
+            )
+        for group in result["measurements"]:
+            if "error" in group:
+                variants.append([result["device"], result["backend"], group["model"], group["mode"],
+                                 group["variant"], "failed: " + group["error"][:80]] + [""] * 7)
+                continue
+            run = group["runs"][group["variant"]]
+            eager = group["runs"]["pytorch-eager"]["images_per_s"]
+            variants.append(
+                [result["device"], result["backend"], group["model"], group["mode"], group["variant"],
+                 run["jit_compile"], run["steps_per_execution"], run["dtype_policy"],
+                 run["image_data_format"], f"{run['images_per_s']:.1f}", f"{eager:.1f}",
+                 f"{run['images_per_s'] / eager:.2f}", f"{run['warmup_s']:.0f}"]
+            )
+        notes.append(
+            f"- `{path.name}`: {result['image_size']} px, batch {result['batch_size']}, "
+            f"{result['steps']} steps per pass, median of {result['repeats']} timed passes, "
+            f"{result['optimizer']}, threads: {result['threads']}, Keras {result['keras']}, "
+            f"torch {result['torch']}, {result['machine']['cpu_count']} CPUs, load average "
+            f"{_load_range(result['measurements'])}; `{result['command']}`"
+        )
+    body = (
+        "Training images/s of the zoo's full fine-tune and frozen-backbone steps beside the native "
+        "PyTorch peer (the same architecture in plain torch, parameter counts checked equal, "
+        "channels_last, eager and `torch.compile`). Each (model, mode) runs in one process that "
+        "warms every contender up, then alternates their timed passes, so all see the same load. "
+        "ratio = zoo / peer. The machine is shared with other jobs: absolute numbers move with its "
+        "load, compare ratios. See `run.py` for the method.\n\n"
+        + common.markdown_table(
+            ["device", "backend", "model", "mode", "batch", "zoo img/s", "peer", "peer img/s", "ratio", "params equal"],
+            rows,
+        )
+        + "\n\nThe zoo's defaults and the variants tried against them, each beside the eager peer "
+        "in its own process:\n\n"
+        + common.markdown_table(
+            ["device", "backend", "model", "mode", "variant", "jit", "steps/exec", "policy", "format",
+             "img/s", "eager peer img/s", "ratio", "warm-up s"],
+            variants,
+        )
+        + "\n\nRuns:\n\n" + "\n".join(notes) + "\n"
+    )
+    common.write_readme(HERE, "Throughput: zoo models vs native PyTorch", common.not_measured(backends) + body)
 
 
 if __name__ == "__main__":

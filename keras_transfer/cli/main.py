@@ -14,6 +14,7 @@ import warnings
 BACKENDS = ("tensorflow", "jax", "torch")
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
+PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,6 +145,24 @@ def _parser():
     fit.add_argument(
         "--seed", type=_non_negative_int, default=0, help="Seeds the validation split, weights, shuffling, augmentation."
     )
+    fit.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="Keep the frozen backbone's features in DIR (.npy shards; a later run "
+        "reuses them). Only for tasks whose backbone stays frozen "
+        "(feature_extraction/*), which otherwise cache in memory.",
+    )
+    fit.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="Train a frozen-backbone task end to end, with augmentation.",
+    )
+    fit.add_argument(
+        "--precision",
+        choices=tuple(PRECISION_POLICIES),
+        default="float32",
+        help="Compute precision; bfloat16 and float16 are mixed (variables stay float32).",
+    )
     fit.set_defaults(run=_fit)
 
     evaluate = commands.add_parser("evaluate", help="Evaluate a saved model on a dataset.")
@@ -265,11 +284,15 @@ def _fit(args):
     plan = splits.plan_splits(
         args.data, args.train_split, args.test_split, args.val_fraction, args.seed
     )
+    cache = _feature_cache(spec, args)
     callbacks = zoo.recipe(args.task, epochs=args.epochs)  # Checks the run length.
     image_size = args.image_size or spec.input_shape[0]
     channels = spec.input_shape[-1]
+    # A cache holds one view of each image, read in a fixed order.
+    fixed = {"augment": False, "shuffle": False} if cache is not None else {}
     train, info = _load_data(
-        args, plan.train, image_size, args.num_classes, channels, indices=plan.train_indices
+        args, plan.train, image_size, args.num_classes, channels,
+        indices=plan.train_indices, **fixed
     )
     validation, validation_info = _load_data(
         args, plan.validation, image_size, info.num_classes, channels,
@@ -283,7 +306,7 @@ def _fit(args):
     )
     try:
         if not run.finished:
-            _train(args, spec, run, plan, (train, validation, test, info), callbacks)
+            _train(args, spec, run, plan, (train, validation, test, info), callbacks, cache)
     except Exception as error:
         # A run that failed (not one that was killed or interrupted) is not
         # resumable unless it has committed epochs to continue from.
@@ -312,17 +335,17 @@ def _run_settings(args):
             for name in (
                 "task", "data", "epochs", "weights", "num_classes", "train_split",
                 "test_split", "val_fraction", "batch_size", "image_size",
-                "skip_bad_images", "seed",
+                "skip_bad_images", "seed", "cache", "no_cache", "precision",
             )
         },
     }
 
 
-def _train(args, spec, run, plan, data, callbacks):
+def _train(args, spec, run, plan, data, callbacks, cache):
     """Trains, scores the test split once, saves and exports into `run`.
 
-    `plan` is the `SplitPlan`, `data` is `(train, validation, test, info)`
-    and `callbacks` the task's recipe.
+    `plan` is the `SplitPlan`, `data` is `(train, validation, test, info)`,
+    `callbacks` the task's recipe and `cache` what `_feature_cache` chose.
     """
     import keras
 
@@ -336,18 +359,38 @@ def _train(args, spec, run, plan, data, callbacks):
     train, validation, test, info = data
     keras.utils.set_random_seed(args.seed)
     weights = None if args.weights.lower() == "none" else args.weights
-    model = zoo.build(
-        args.task,
-        info.num_classes,
-        weights=weights,
-        input_shape=None if spec.preset_fixes_inputs else info.image_shape,
-    )
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISION_POLICIES[args.precision])
+    try:
+        model = zoo.build(
+            args.task,
+            info.num_classes,
+            weights=weights,
+            input_shape=None if spec.preset_fixes_inputs else info.image_shape,
+        )
+    finally:
+        keras.config.set_dtype_policy(policy)
     if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
         callbacks.append(keras.callbacks.TerminateOnNaN())
     commit = run.checkpoint_callbacks(callbacks)
-    callbacks += [*commit, datasets.EpochSync(train)]
+    callbacks += commit
     with _naming_data_errors(args, *dict.fromkeys((plan.train, plan.validation, plan.test))):
-        model.fit(train, validation_data=validation, epochs=args.epochs, callbacks=callbacks)
+        if cache is None:
+            callbacks.append(datasets.EpochSync(train))
+            model.fit(train, validation_data=validation, epochs=args.epochs, callbacks=callbacks)
+        else:
+            from keras_transfer.features import fit_cached
+
+            fit_cached(
+                model,
+                train,
+                validation_data=validation,
+                cache_dir=cache or None,
+                batch_size=args.batch_size,
+                epochs=args.epochs,
+                callbacks=callbacks,
+                seed=args.seed,
+            )
         history = commit[-1].history
         _check_finite(history)
         validation_metrics = model.evaluate(validation, return_dict=True, verbose=0)
@@ -369,6 +412,8 @@ def _train(args, spec, run, plan, data, callbacks):
             "class_names": list(info.class_names),
             "input_shape": list(info.image_shape),
             "splits": splits_report,
+            "precision": args.precision,
+            "features_cache": None if cache is None else (cache or "memory"),
             "epochs_run": len(history.get("loss", [])),
             "history": history,
             "validation": validation_metrics,
@@ -603,6 +648,29 @@ def _load_data(args, split, image_size, num_classes=None, channels=None, **optio
         with_info=True,
         **options,
     )
+
+
+def _feature_cache(spec, args):
+    """`None` (train end to end), `""` (cache in memory) or the `--cache` folder."""
+    if args.cache and args.no_cache:
+        raise ValueError("--cache and --no-cache exclude each other; pass one.")
+    if not spec.caches_features:
+        if args.cache:
+            raise ValueError(
+                f"Invalid value received for argument `--cache`: task {spec.name!r} "
+                f"trains its backbone (trainable={spec.trainable!r}, unfreeze stages "
+                f"{spec.recipe.unfreeze_stages}), so cached features would go stale. "
+                f"Use a feature_extraction/* task, or drop --cache. Received: --cache={args.cache}"
+            )
+        return None
+    if args.no_cache:
+        return None
+    print(
+        f"{spec.name}: the backbone stays frozen, so its features are computed once "
+        f"and cached ({args.cache or 'in memory'}). Training images are not augmented "
+        "(a cache holds one view per image); --no-cache trains end to end with augmentation."
+    )
+    return args.cache or ""
 
 
 def _check_task_input(spec, info):
