@@ -74,23 +74,32 @@ def test_importance_weights_follow_the_density_ratio():
     )
 
 
-def _result(name, score, source_accuracy=0.9):
-    return selection.CandidateResult(name, score, score, 1.0, source_accuracy, 0.2, 0.0)
+def _result(name, score, source_accuracy=0.9, share=0.2):
+    return selection.CandidateResult(name, score, score, 1.0, source_accuracy, share, 0.0)
 
 
 @once
 def test_the_rule_picks_the_best_qualifying_candidate_or_falls_back():
     def choose(results, margin=0.0, tolerance=0.03):
         report = selection.AdaptationReport(
-            "", False, "", "snd", margin, tolerance, tuple(results), {}
+            "", False, "", "dev", margin, tolerance, 1.5, tuple(results), {}
         )
         return report.choice_among([r.name for r in results])
 
     base = _result("source_only", 1.0)
-    chosen, fell_back, _ = choose(
-        [base, _result("a", 1.2), _result("b", 1.5), _result("c", 2.0, source_accuracy=0.8)]
+    chosen, fell_back, reason = choose(
+        [
+            base,
+            _result("a", 1.2),
+            _result("b", 1.5),
+            _result("c", 2.0, source_accuracy=0.8),
+            _result("d", 3.0, share=0.31),
+        ]
     )
-    assert (chosen, fell_back) == ("b", False)  # c scores best but lost source accuracy
+    assert (chosen, fell_back) == ("b", False)  # c forgot the source task, d collapsed
+    chosen, fell_back, reason = choose([base, _result("d", 3.0, share=0.31)])
+    assert (chosen, fell_back) == ("source_only", True)
+    assert "d: 0.31 of its target predictions in one class > 1.5 x baseline 0.20" in reason
     chosen, fell_back, reason = choose([base, _result("a", 1.05)], margin=0.1)
     assert (chosen, fell_back) == ("source_only", True)
     assert "a: score 1.0500 <= baseline 1.0000 + 0.1" in reason
@@ -182,7 +191,7 @@ def _readme_snippet():
 def test_readme_domain_adaptation_snippet_runs_as_written(capsys, monkeypatch):
     """The README's code as written; only the epochs and candidates are fewer (CI time)."""
     monkeypatch.setitem(selection.adapt.__kwdefaults__, "epochs", 1)
-    monkeypatch.setattr(selection, "RECOMMENDED", ("source_only", "mcc"))
+    monkeypatch.setattr(selection, "RECOMMENDED", ("source_only",))
     code = _readme_snippet()
     assert "epochs=20" in code
     x_source, y_source, x_target, y_target = _vector_data()
@@ -193,6 +202,6 @@ def test_readme_domain_adaptation_snippet_runs_as_written(capsys, monkeypatch):
         "x_test": x_target, "y_test": y_target,
     }
     exec(code.replace("epochs=20", "epochs=1"), namespace)
-    assert "Validator: snd" in capsys.readouterr().out
+    assert "Validator: dev" in capsys.readouterr().out
     assert isinstance(namespace["result"], adaptation.AdaptationResult)
-    assert [c.name for c in namespace["result"].report.candidates] == ["source_only", "mcc"]
+    assert [c.name for c in namespace["result"].report.candidates] == ["source_only"]
