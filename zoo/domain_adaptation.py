@@ -2,7 +2,7 @@
 
 `recommended_<backbone>` is the path to start with: `adapt(name, ...)` below
 runs `keras_transfer.adaptation.adapt` on the task's backbone and head
-(source-only, AdaBN, MCC, DANN, MMD from the same weights, scored without
+(source-only, AdaBN, MMD, MCC, DANN from the same weights, scored without
 target labels, source-only kept unless one is predicted to beat it);
 `build(name)` on it gives the source-only baseline model.
 
@@ -38,8 +38,8 @@ BACKBONES = ("resnet50", "efficientnetb0", "mobilenetv3small")
 
 METHODS = {
     "recommended": (
-        "the recommended path: adapt() tries source-only, AdaBN, MCC, DANN, MMD and keeps "
-        "the best by SND, or source-only.",
+        "the recommended path: adapt() tries source-only, AdaBN, MMD, MCC, DANN and keeps "
+        "the best by DEV (guarded), or source-only.",
         {"method": "recommended"},
     ),
     "dann": (

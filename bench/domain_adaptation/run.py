@@ -91,6 +91,7 @@ def parse_args():
         help="abs: |conv| first layer, responds to both contrast polarities",
     )
     parser.add_argument("--config", default=None, help="store under configs[NAME]")
+    parser.add_argument("--description", default="", help="one line for configs[NAME]")
     parser.add_argument(
         "--check-recommended", nargs=2, metavar=("SHIFT", "SEED"),
         help="run adapt() itself on one stored shift and seed, compare with the stored choice",
@@ -321,6 +322,8 @@ def main():
             "protocol": {**protocol, "settings": runs[0]["settings"]},
             "machine": machine(),
         }
+        if args.config:
+            run["description"] = args.description
         save(backend, args.config, run)  # after every shift: a stopped run keeps its shifts
     write_benchmark_readme()
 
@@ -332,8 +335,9 @@ def save(backend, config, run):
     target = existing.setdefault("configs", {}).setdefault(config, {}) if config else existing
     for key in ("shifts", "selection", "validator_rank_correlation", "candidates"):
         target[key] = {**target.get(key, {}), **run[key]}
-    for key in ("protocol", "machine"):
-        target[key] = run[key]
+    for key in ("protocol", "machine", "description"):
+        if key in run:
+            target[key] = run[key]
     write_json(path, existing)
 
 
