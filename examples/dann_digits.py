@@ -29,9 +29,5 @@ model = adaptation.build_dann(
 )
 model.fit(adaptation.paired_dataset(source, x_target, batch_size=BATCH), epochs=EPOCHS)
 
-classifier = model.classifier  # input -> label logits, no discriminator
-classifier.compile(
-    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    metrics=["accuracy"],
-)
+classifier = model.classifier  # input -> label logits, no discriminator, compiled
 print("target accuracy:", classifier.evaluate(x_test, y_test, verbose=0)[1])

@@ -34,6 +34,7 @@ KERAS_INTERNALS = {
         "Layer._flatten_layers",
         "Layer._trainable_variables",
     ),
+    "ops/operation.py": ("Operation._inbound_nodes",),
     "trainers/trainer.py + callbacks/backup_and_restore.py": (
         "Trainer._initial_epoch",
     ),
@@ -255,6 +256,17 @@ def created_trainable_variables(layer):
     return variables
 
 
+def call_inputs(layer):
+    """The input tensors of every symbolic call of `layer` (`Operation._inbound_nodes`).
+
+    For a functional model nested in another, `layer.input` is the nested
+    model's own `Input`, not the tensor the outer graph calls it on, which
+    AdaBN needs. One list of input `KerasTensor`s per call, in call order
+    (each `Node.input_tensors`, keras/src/ops/node.py).
+    """
+    return [list(node.input_tensors) for node in layer._inbound_nodes]
+
+
 # --- Trainers: keras/src/trainers/trainer.py, keras/src/backend/jax/trainer.py
 
 
@@ -350,6 +362,12 @@ def check_assumptions():
     expect(
         "Layer._flatten_layers(recursive=False) lists a model's layers",
         lambda: direct_sublayers(model) == model.layers,
+    )
+    outer_inputs = keras.Input((2,))
+    keras.Model(outer_inputs, model(outer_inputs))
+    expect(
+        "Operation._inbound_nodes lists the call of a nested model in the outer graph",
+        lambda: [c[0] is outer_inputs for c in call_inputs(model)] == [True],
     )
     expect(
         "Trainer._initial_epoch exists (BackupAndRestore sets it)",

@@ -35,14 +35,19 @@ SERIALIZABLE = {
     "keras_transfer>CoralLoss": "keras_transfer.losses.coral",
     "keras_transfer>DANNDecay": "keras_transfer.schedules.dann_decay",
     "keras_transfer>DANNLambda": "keras_transfer.schedules.dann_lambda",
+    "keras_transfer>EntropyLoss": "keras_transfer.losses.entropy",
+    "keras_transfer>FixMatchLoss": "keras_transfer.losses.fixmatch",
     "keras_transfer>GradientReversal": "keras_transfer.layers.gradient_reversal",
     "keras_transfer>ImageNetPreprocessing": "keras_transfer.preprocessing",
     "keras_transfer>InverseSquareRootDecay": (
         "keras_transfer.schedules.inverse_square_root_decay"
     ),
     "keras_transfer>L2SP": "keras_transfer.regularizers.l2sp",
-    "keras_transfer>LayerwiseOptimizer": "keras_transfer.optimizers.layerwise_optimizer",
+    "keras_transfer>LayerwiseOptimizer": (
+        "keras_transfer.optimizers.layerwise_optimizer"
+    ),
     "keras_transfer>LinearWarmup": "keras_transfer.schedules.linear_warmup",
+    "keras_transfer>MCCLoss": "keras_transfer.losses.mcc",
     "keras_transfer>MMDLoss": "keras_transfer.losses.mmd",
     "keras_transfer>OneCycle": "keras_transfer.schedules.one_cycle",
     "keras_transfer>SparseCategoricalCrossentropy": (
@@ -52,6 +57,9 @@ SERIALIZABLE = {
     "keras_transfer>StepOffset": "keras_transfer.schedules.step_offset",
     "keras_transfer>TextClassifier": "keras_transfer.models.text_classifier",
     "keras_transfer>coral_loss": "keras_transfer.losses.coral",
+    "keras_transfer>entropy_loss": "keras_transfer.losses.entropy",
+    "keras_transfer>fixmatch_loss": "keras_transfer.losses.fixmatch",
+    "keras_transfer>mcc_loss": "keras_transfer.losses.mcc",
     "keras_transfer>mmd_loss": "keras_transfer.losses.mmd",
 }
 

@@ -5,7 +5,14 @@ import pytest
 from keras_transfer import datasets
 
 
-TARGETS = ["digits-m", "digits-rotated", "digits-noisy", "digits-colored"]
+TARGETS = [
+    "digits-m",
+    "digits-rotated",
+    "digits-noisy",
+    "digits-colored",
+    "digits-combined",
+    "digits-sensor",
+]
 
 
 @pytest.mark.parametrize("name", ["digits", *TARGETS])
@@ -149,6 +156,61 @@ def test_builtin_noisy_and_colored_keep_the_digit_brighter_than_the_ground():
     ground_colours = np.array([image[g].mean(0) for image, g in zip(colored, ground)])
     # Ground colours: uniform in [0, 100] per channel (+ a faint digit edge).
     assert ground_colours.max() <= 113 and ground_colours.std(0).min() > 20
+
+
+def _best_angle(reference, image):
+    """The rotation of `reference` (degrees, -60..60) that best matches `image`."""
+    from PIL import Image
+
+    angles = np.arange(-60, 61, 5)
+    errors = [
+        np.abs(np.asarray(Image.fromarray(reference, mode="F").rotate(a, Image.BILINEAR)) - image).mean()
+        for a in angles
+    ]
+    return angles[int(np.argmin(errors))]
+
+
+def test_builtin_combined_is_rotated_coloured_and_noisy_at_once():
+    clean = _target_grey("train", 32)
+    x, _ = datasets.load_builtin("digits-combined", "train", image_size=32)
+    x = x.astype("float32")
+    # Colour: the three channels differ (unlike the grey source).
+    assert np.mean(np.abs(x[..., 0] - x[..., 2])) > 10
+    # Rotation: the ink, rescaled per image to 0..1, matches the clean digit
+    # turned by 20-45 degrees.
+    for image, reference in zip(x[:20], clean[:20]):
+        ink = image.mean(-1)
+        ink = (ink - ink.min()) / (ink.max() - ink.min()) * 255
+        assert 15 <= abs(_best_angle(reference, ink)) <= 50
+    # Noise: pixel residuals around the (rotated, coloured, blurred) image
+    # have the std the shift adds (40), measured against a clean rebuild.
+    from keras_transfer.datasets import builtin
+
+    rng = np.random.RandomState([0, 0, 4])
+    rotated = builtin._rotated(clean, rng)[..., 0]
+    noiseless = builtin._blur(builtin._colored(rotated, rng))
+    inside = (noiseless > 60) & (noiseless < 195)  # away from clipping at 0 and 255
+    assert 38 < (x - noiseless)[inside].std() < 42
+    # No polarity flip: the rotated stroke is brighter than the ground.
+    stroke, ground = rotated > 200, rotated < 20
+    for image, s, g in zip(noiseless[:50], stroke[:50], ground[:50]):
+        if s.any() and g.any():
+            assert np.all(image[s].mean(0) > image[g].mean(0))
+
+
+def test_builtin_sensor_has_noise_std_80_on_low_contrast():
+    clean = _target_grey("train", 16)
+    x, _ = datasets.load_builtin("digits-sensor", "train", image_size=16)
+    ground = clean < 1
+    residual = x[ground].astype("float32") - 96.0  # ground level
+    # Gaussian noise of std 80 around 96, then clipped to 0..255: compare
+    # with the same clipping applied to exact N(96, 80) draws.
+    clipped = np.clip(np.rint(96 + np.random.default_rng(0).normal(0, 80, 200_000)), 0, 255) - 96
+    np.testing.assert_allclose(residual.std(), clipped.std(), rtol=0.03)
+    np.testing.assert_allclose(residual.mean(), clipped.mean(), atol=2.0)
+    # The digit is still there on average (40 % contrast, no flip), far below the noise.
+    stroke = clean > 200
+    assert 60 < x[stroke].mean() - x[ground].mean() < 110
 
 
 def test_list_builtins():

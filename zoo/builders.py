@@ -179,16 +179,16 @@ def _classifier(spec, num_classes, weights, input_shape):
     )
 
 
-def _adaptation(spec, num_classes, weights, input_shape):
-    """Unsupervised domain adaptation (DANN or CORAL) over a pretrained backbone.
+def adaptation_parts(spec, num_classes, weights, input_shape):
+    """`(feature_extractor, head, optimizer)` of a `domain_adaptation/*` task.
 
-    Returns a compiled `keras_transfer.adaptation.AdaptationModel`: train it on
-    `keras_transfer.adaptation.paired_dataset(source, target)`, evaluate and
-    export its `.classifier`.
+    The pretrained backbone (preprocessing inside, as the task declares it
+    trainable), a `ClassificationHead` and a fresh recipe optimizer: what
+    `_adaptation` builds a method on, and what
+    `keras_transfer.zoo.domain_adaptation.adapt` hands to
+    `keras_transfer.adaptation.adapt`.
     """
-    from keras_transfer import adaptation
     from keras_transfer.backbones import load_backbone
-    from keras_transfer.schedules import DANNLambda
 
     if spec.recipe.label_smoothing:
         raise ValueError(
@@ -205,9 +205,26 @@ def _adaptation(spec, num_classes, weights, input_shape):
         inputs, features(preprocessing(inputs), training=False), name="features"
     )
     head = ClassificationHead(num_classes, pooling=None, **_head_arguments(spec))
+    return extractor, head, recipes.make_optimizer(spec.recipe)
+
+
+def _adaptation(spec, num_classes, weights, input_shape):
+    """Unsupervised domain adaptation (DANN, CORAL, or the recommended path's baseline).
+
+    Returns a compiled `keras_transfer.adaptation.AdaptationModel`: train it on
+    `keras_transfer.adaptation.paired_dataset(source, target)`, evaluate and
+    export its `.classifier`. A `recommended_*` task builds source-only (the
+    baseline); `keras_transfer.zoo.domain_adaptation.adapt` runs the whole
+    recommended path on its parts.
+    """
+    from keras_transfer import adaptation
+    from keras_transfer.schedules import DANNLambda
+
+    extractor, head, optimizer = adaptation_parts(spec, num_classes, weights, input_shape)
     options = dict(spec.task_kwargs)
     method = options.pop("method")
-    optimizer = recipes.make_optimizer(spec.recipe)
+    if method == "recommended":
+        return adaptation.build_source_only(extractor, head, optimizer=optimizer)
     if method == "dann":
         return adaptation.build_dann(
             extractor,

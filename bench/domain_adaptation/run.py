@@ -1,28 +1,42 @@
-"""Domain adaptation benchmark: digits -> digits-m target accuracy per backend.
+"""Domain adaptation benchmark: every method on every shift, and the recommended path.
 
-Trains the same small CNN five ways and reports the accuracy on the target
-test split (mean and std over seeds):
+For each target domain of `keras_transfer.datasets.load_builtin` (digits ->
+`digits-m`, `-rotated`, `-noisy`, `-colored`, `-combined`, `-sensor`) and
+each seed, one `keras_transfer.adaptation.select` call trains every
+candidate method of `keras_transfer.adaptation.CANDIDATES` (plus `adabn`
+when the model has BatchNormalization) from the same initial weights on the
+same batches, scores each without target labels (SND, DEV) and evaluates
+each on the labelled target test split (for this table only: `select` never
+reads it). From that one run:
 
-- source_only: label loss on source rows only (the CORAL model with
-  `domain_loss_weight=0`, so batches, steps and schedule are identical),
-- dann, coral, mmd: `keras_transfer.adaptation` models, plain `model.fit`,
-- target_only: supervised on the labelled target train split (ceiling).
+- each method's column is its candidate's target test accuracy;
+- `recommended` is the candidate `keras_transfer.adaptation.adapt` returns:
+  its rule applied to its own candidates (`RECOMMENDED`), read from the same
+  run with `AdaptationReport.choice_among` (the rule compares each
+  candidate with source-only alone, so the choice is the one `adapt`
+  makes; `--check-recommended SHIFT SEED` runs `adapt` itself and stores
+  the comparison under `recommended_check`);
+- `target_only` trains the same model on the labelled target train split
+  (the ceiling);
+- each validator's Spearman rank correlation with the true accuracy over
+  the candidates, per shift and seed.
 
-Every run uses the same model (per-image standardisation, conv 32-48, dense
-128 tanh features, linear label head), the same balanced batches
-(`paired_dataset`), Adam with the DANN learning-rate annealing and, for DANN,
-the DANN lambda ramp. The flags (`--batch-norm`, `--feature-units`,
-`--head-units`, `--disc-units`, `--disc-dropout`, `--coral-weight`,
-`--mmd-weight`, `--optimizer`, `--lr`, ...) change that setup for every method
-alike; the JSON records the configuration it ran.
+The model (every method alike): per-image standardisation, conv 16-32 5x5
+ReLU + max pooling, dense 128 tanh features, linear head; 16 px, 15 epochs
+(the encoder of the earlier benchmark, conv 32-48, at a third of the cost:
+2 shared CPU cores); Adam with the DANN learning-rate annealing from 1e-3;
+64-row balanced batches
+(`paired_dataset`); `select`'s split (a fifth of source and of target train
+rows held out for scoring, so methods train on the rest).
 
-    python bench/domain_adaptation.py --backend jax
-    python bench/domain_adaptation.py --backend tensorflow --seeds 3
+    python bench/domain_adaptation/run.py --backend tensorflow
+    python bench/domain_adaptation/run.py --backend jax --shifts digits-m --seeds 1
 
-Writes `bench/domain_adaptation/results/domain_adaptation_<backend>.json`, regenerates the
-markdown table `bench/domain_adaptation/results/domain_adaptation.md` from every JSON there,
-and plots a PCA of source vs target features before (source_only) and after
-(dann) adaptation to `bench/domain_adaptation/results/domain_adaptation_pca_<backend>.png`.
+Writes `bench/domain_adaptation/results/<backend>.json`
+(`{"shifts": {shift: {method: {"mean", "std", "accuracies"}}}, ...}`,
+accuracy in [0, 1]; `--config NAME` stores the run under `configs[NAME]`
+instead) and regenerates `bench/domain_adaptation/README.md` from every JSON
+there.
 """
 
 import argparse
@@ -33,66 +47,60 @@ import subprocess
 import sys
 import time
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-METHODS = ("source_only", "dann", "coral", "mmd", "target_only")
+HERE = pathlib.Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE.parent))
+from common import machine  # noqa: E402
+from common import markdown_table  # noqa: E402
+from common import write_json  # noqa: E402
+from common import write_readme  # noqa: E402
+
+SHIFTS = (
+    "digits-m",
+    "digits-rotated",
+    "digits-noisy",
+    "digits-colored",
+    "digits-combined",
+    "digits-sensor",
+)
+# Methods filled after other branches merge (the generative one: da-gen).
+PENDING = ("generative",)
+VALIDATOR_FIELDS = {"snd": "snd", "dev": "dev_risk"}
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
-    parser.add_argument("--source", default="digits")
-    parser.add_argument("--target", default="digits-m")
+    parser.add_argument("--shifts", nargs="+", default=list(SHIFTS))
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--image-size", type=int, default=16)
-    parser.add_argument("--lambda-max", type=float, default=1.0)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
-        "--lambda-schedule", choices=("ramp", "constant"), default="ramp",
-        help="DANN lambda: the DANN ramp to --lambda-max, or --lambda-max throughout",
+        "--methods", nargs="+", default=None,
+        help="candidates to train (default: every CANDIDATES entry and adabn)",
     )
-    parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    parser.add_argument("--no-target-only", action="store_true")
     parser.add_argument(
-        "--standardize", action=argparse.BooleanOptionalAction, default=True,
-        help="per-image standardisation (zero mean, unit std) as the first layer",
+        "--batch-norm", action="store_true",
+        help="BatchNormalization after each conv (momentum 0.9)",
     )
-    parser.add_argument(
-        "--batch-norm", action=argparse.BooleanOptionalAction, default=False,
-        help="BatchNormalization after each conv (statistics of the mixed batch)",
-    )
-    parser.add_argument(
-        "--feature-units", type=int, default=128,
-        help="width of the tanh feature layer; 0 = the flattened conv output",
-    )
-    parser.add_argument("--disc-units", type=int, nargs="+", default=[100])
-    parser.add_argument(
-        "--head-units", type=int, nargs="*", default=[],
-        help="hidden layers of the label head (the DANN paper: 100 100)",
-    )
-    parser.add_argument("--coral-weight", type=float, default=1.0)
-    parser.add_argument("--mmd-weight", type=float, default=1.0)
-    parser.add_argument("--disc-dropout", type=float, default=0.0)
-    parser.add_argument(
-        "--augment", type=float, default=0.0,
-        help="random translation/rotation/zoom of this fraction on every training row",
-    )
-    parser.add_argument("--feature-dropout", type=float, default=0.0)
-    parser.add_argument(
-        "--disc-lr-factor", type=float, default=1.0,
-        help="learning-rate factor of the DANN discriminator (LayerwiseOptimizer)",
-    )
-    parser.add_argument("--beta-1", type=float, default=0.9, help="Adam beta_1")
     parser.add_argument(
         "--first-activation", choices=("relu", "abs"), default="relu",
-        help="activation of the first conv; abs responds to both contrast polarities",
+        help="abs: |conv| first layer, responds to both contrast polarities",
     )
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--config", default=None, help="store under configs[NAME]")
+    parser.add_argument("--description", default="", help="one line for configs[NAME]")
     parser.add_argument(
-        "--lr-schedule", choices=("dann", "constant"), default="dann",
-        help="DANN learning-rate annealing lr / (1 + 10 p) ** 0.75, or a constant lr",
+        "--check-recommended", nargs=2, metavar=("SHIFT", "SEED"),
+        help="run adapt() itself on one stored shift and seed, compare with the stored choice",
     )
-    parser.add_argument("--results-dir", default=None, help="write results here instead")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--readme-only", action="store_true")
+    parser.add_argument(
+        "--rechoose", action="store_true",
+        help="re-apply adapt's current rule to the stored candidates, then the README",
+    )
     return parser.parse_args()
 
 
@@ -104,182 +112,164 @@ def standardize(images):
     return (images - mean) / (std + 1e-3)
 
 
-def feature_extractor(args):
+def model_parts(args, input_shape):
+    """The benchmark's feature extractor and label head (fresh weights)."""
     import keras
 
-    layers = []
-    if args.augment:
-        layers += [
-            keras.layers.RandomTranslation(args.augment, args.augment, fill_mode="nearest"),
-            keras.layers.RandomRotation(args.augment / 2, fill_mode="nearest"),
-            keras.layers.RandomZoom(args.augment, fill_mode="nearest"),
-        ]
-    if args.standardize:
-        layers += [keras.layers.Lambda(standardize)]
-    else:
-        layers += [keras.layers.Rescaling(1.0 / 255)]
-    for index, filters in enumerate((32, 48)):
+    layers = [keras.Input(input_shape), keras.layers.Lambda(standardize)]
+    for index, filters in enumerate((16, 32)):
         layers.append(keras.layers.Conv2D(filters, 5, padding="same"))
         if args.batch_norm:
-            layers.append(keras.layers.BatchNormalization())
+            layers.append(keras.layers.BatchNormalization(momentum=0.9))
         if index == 0 and args.first_activation == "abs":
             layers.append(keras.layers.Activation(keras.ops.abs))
         else:
             layers.append(keras.layers.ReLU())
         layers.append(keras.layers.MaxPooling2D())
-    layers.append(keras.layers.Flatten())
-    if args.feature_dropout:
-        layers.append(keras.layers.Dropout(args.feature_dropout))
-    if args.feature_units:
-        layers.append(keras.layers.Dense(args.feature_units, activation="tanh"))
-    return keras.Sequential(layers, name="features")
+    layers += [keras.layers.Flatten(), keras.layers.Dense(128, activation="tanh")]
+    features = keras.Sequential(layers, name="features")
+    return features, keras.layers.Dense(10, name="label_head")
 
 
-def build(method, input_shape, total_steps, args):
-    import keras
+def spearman(a, b):
+    import numpy as np
 
-    from keras_transfer import adaptation
-    from keras_transfer import schedules
+    def ranks(values):
+        values = np.asarray(values, dtype="float64")
+        order = values.argsort()
+        ranked = np.empty(len(values))
+        ranked[order] = np.arange(len(values))
+        for value in np.unique(values):  # ties share their mean rank
+            ranked[values == value] = ranked[values == value].mean()
+        return ranked
 
-    lr = args.lr or (1e-3 if args.optimizer == "adam" else 1e-2)
-    if args.lr_schedule == "dann":
-        lr = schedules.DANNDecay(initial_learning_rate=lr, total_steps=total_steps)
-    if args.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(lr, beta_1=args.beta_1)
-    else:
-        optimizer = keras.optimizers.SGD(lr, momentum=0.9)
-    if method == "dann" and args.disc_lr_factor != 1.0:
-        from keras_transfer.optimizers import LayerwiseOptimizer
-
-        optimizer = LayerwiseOptimizer(
-            optimizer, groups=[("discriminator/*", args.disc_lr_factor)]
-        )
-    features = feature_extractor(args)
-    head = keras.Sequential(
-        [keras.layers.Dense(units, activation="relu") for units in args.head_units]
-        + [keras.layers.Dense(10)],
-        name="label_head",
-    )
-    common = dict(optimizer=optimizer, input_shape=input_shape)
-    if method == "dann":
-        return adaptation.build_dann(
-            features,
-            head,
-            discriminator=adaptation.default_discriminator(
-                units=tuple(args.disc_units), dropout=args.disc_dropout
-            ),
-            hp_lambda=(
-                schedules.DANNLambda(total_steps=total_steps, max_value=args.lambda_max)
-                if args.lambda_schedule == "ramp"
-                else args.lambda_max
-            ),
-            **common,
-        )
-    if method == "mmd":
-        return adaptation.build_mmd(
-            features, head, domain_loss_weight=args.mmd_weight, **common
-        )
-    weight = 0.0 if method in ("source_only", "target_only") else args.coral_weight
-    return adaptation.build_coral(features, head, domain_loss_weight=weight, **common)
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def run_one(method, seed, data, args):
+def run_shift(shift, seed, data, args, methods):
     import keras
     import numpy as np
 
     from keras_transfer import adaptation
 
+    keras.backend.clear_session()
+    x_source, y_source = data["digits"]
+    x_target, y_target, x_test, y_test = data[shift]
     keras.utils.set_random_seed(seed)
-    x_source, y_source, x_target, y_target, x_test, y_test = data
-    if method == "target_only":
-        x_source, y_source = x_target, y_target
-    half = args.batch_size // 2
-    steps = -(-max(len(x_source), len(x_target)) // half)
-    model = build(method, x_source.shape[1:], steps * args.epochs, args)
-    dataset = adaptation.paired_dataset(
-        (x_source, y_source), x_target, batch_size=args.batch_size,
-        num_classes=10, seed=seed,
-    )
+    features, head = model_parts(args, x_source.shape[1:])
     start = time.time()
-    model.fit(dataset, epochs=args.epochs, verbose=0)
-    seconds = time.time() - start
-    logits = model.classifier.predict(x_test, batch_size=256, verbose=0)
-    correct = np.argmax(logits, axis=-1) == y_test
-    return model, correct, seconds
-
-
-def brightness_quartiles(images):
-    """Quartile index (0 = darkest) of each image's mean brightness."""
-    import numpy as np
-
-    brightness = images.reshape(len(images), -1).mean(axis=1)
-    return np.digitize(brightness, np.quantile(brightness, [0.25, 0.5, 0.75]))
-
-
-def pca_plot(models, data, path):
-    import keras
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    from sklearn.decomposition import PCA
-
-    x_source_test, x_target_test = data
-    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5))
-    for axis, (title, model) in zip(axes, models.items()):
-        extractor = keras.Model(model.inputs, model.get_layer("features").output)
-        source = extractor.predict(x_source_test, verbose=0)
-        target = extractor.predict(x_target_test, verbose=0)
-        points = PCA(2).fit_transform(np.concatenate([source, target]))
-        axis.scatter(*points[: len(source)].T, s=6, alpha=0.6, label="source (digits)")
-        axis.scatter(*points[len(source) :].T, s=6, alpha=0.6, label="target (digits-m)")
-        axis.set_title(f"{title}: feature PCA")
-        axis.legend(loc="best", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-
-
-def write_table():
-    rows = []
-    for path in sorted(RESULTS.glob("domain_adaptation_*.json")):
-        result = json.loads(path.read_text())
-        cells = [
-            f"{result['methods'][m]['mean'] * 100:.1f} ± {result['methods'][m]['std'] * 100:.1f}"
-            if m in result["methods"] else "-"
-            for m in METHODS
-        ]
-        seconds = sum(r["seconds_mean"] for r in result["methods"].values())
-        rows.append(
-            f"| {result['backend']} | {' | '.join(cells)} | {seconds:.0f} |"
-        )
-    header = (
-        "Target test accuracy (%) on digits -> digits-m, mean ± std over seeds "
-        "(`python bench/domain_adaptation.py --backend <name>`).\n\n"
-        f"| backend | {' | '.join(METHODS)} | train s / seed |\n"
-        f"|---|{'---|' * len(METHODS)}---|\n"
+    result = adaptation.select(
+        features, head, (x_source, y_source), x_target, methods,
+        epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+        target_test=(x_test, y_test),
     )
-    quartiles = [
-        "\nTarget test accuracy (%) per quartile of image brightness, darkest to "
-        "brightest (seed mean): `|patch - digit|` inverts the digit on bright "
-        "patches, the shift that is hard to adapt to.\n",
-        "| backend | method | Q1 (dark) | Q2 | Q3 | Q4 (bright) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for path in sorted(RESULTS.glob("domain_adaptation_*.json")):
-        result = json.loads(path.read_text())
-        for method, values in result["methods"].items():
-            if "by_brightness_quartile" in values:
-                cells = " | ".join(f"{v * 100:.0f}" for v in values["by_brightness_quartile"])
-                quartiles.append(f"| {result['backend']} | {method} | {cells} |")
-    text = header + "\n".join(rows) + "\n"
-    if len(quartiles) > 3:
-        text += "\n".join(quartiles) + "\n"
-    (RESULTS / "domain_adaptation.md").write_text(text)
+    report = result.report
+    accuracies = {
+        c.name: c.test_accuracy for c in report.candidates if c.test_accuracy is not None
+    }
+    chosen, fell_back, reason = report.choice_among(adaptation.RECOMMENDED)
+    accuracies["recommended"] = accuracies[chosen]
+    if not args.no_target_only:
+        keras.utils.set_random_seed(seed)
+        features, head = model_parts(args, x_source.shape[1:])
+        ceiling = adaptation.select(
+            features, head, (x_target, y_target), x_target, ["source_only"],
+            epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+            target_test=(x_test, y_test),
+        )
+        accuracies["target_only"] = ceiling.report.candidates[0].test_accuracy
+    scored = [c for c in report.candidates if c.score is not None]
+    true = [c.test_accuracy for c in scored]
+    correlations = {
+        name: spearman(
+            [getattr(c, field) * (1 if name == "snd" else -1) for c in scored], true
+        )
+        for name, field in VALIDATOR_FIELDS.items()
+    }
+    print(
+        f"{keras.backend.backend()} {shift} seed={seed} ({time.time() - start:.0f}s) "
+        + " ".join(f"{k}={v:.3f}" for k, v in accuracies.items())
+        + f" | recommended -> {chosen} | rho snd={correlations['snd']:.2f} "
+        f"dev={correlations['dev']:.2f}",
+        flush=True,
+    )
+    return {
+        "accuracies": accuracies,
+        "choice": {"chosen": chosen, "fell_back": fell_back, "reason": reason},
+        "validators": correlations,
+        "candidates": [
+            {k: v for k, v in vars(c).items()} for c in report.candidates
+        ],
+        "settings": report.settings,
+    }
+
+
+def check_recommended(shift, seed, args):
+    """Runs `adapt` itself and compares it with the choice read from stored candidates."""
+    import keras
+    import numpy as np
+
+    from keras_transfer import adaptation
+    from keras_transfer.datasets import load_builtin
+
+    backend = keras.backend.backend()
+    path = RESULTS / f"{backend}.json"
+    stored = json.loads(path.read_text())
+    index = stored["protocol"]["seeds"].index(seed)
+    expected, _, _, expected_accuracy = current_choice(stored["candidates"][shift][index])
+    size = args.image_size
+    x_source, y_source = load_builtin("digits", "train", image_size=size)
+    x_target, _ = load_builtin(shift, "train", image_size=size)
+    x_test, y_test = load_builtin(shift, "test", image_size=size)
+    keras.utils.set_random_seed(seed)
+    features, head = model_parts(args, x_source.shape[1:])
+    result = adaptation.adapt(
+        features, head, (x_source, y_source), x_target,
+        epochs=args.epochs, batch_size=args.batch_size, seed=seed,
+    )
+    logits = result.classifier.predict(x_test, verbose=0)
+    check = {
+        "shift": shift,
+        "seed": seed,
+        "adapt_chosen": result.report.chosen,
+        "adapt_test_accuracy": float(np.mean(np.argmax(logits, -1) == y_test)),
+        "stored_chosen": expected,
+        "stored_test_accuracy": expected_accuracy,
+        "adapt_report": result.report.summary(),
+    }
+    print(json.dumps(check, indent=1), flush=True)
+    stored = json.loads(path.read_text())
+    stored["recommended_check"] = [check]
+    write_json(path, stored)
+
+
+def summarize(per_seed):
+    import numpy as np
+
+    methods = list(per_seed[0]["accuracies"])
+    table = {}
+    for method in methods:
+        values = [run["accuracies"][method] for run in per_seed]
+        table[method] = {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values)),
+            "accuracies": values,
+        }
+    return table
 
 
 def main():
     args = parse_args()
+    if args.rechoose:
+        for path in sorted(RESULTS.glob("*.json")):
+            if path.stem in ("tensorflow", "jax", "torch"):
+                rechoose(path)
+    if args.readme_only or args.rechoose:
+        write_benchmark_readme()
+        return
     if args.backend and args.backend != os.environ.get("KERAS_BACKEND"):
         env = dict(os.environ, KERAS_BACKEND=args.backend)
         sys.exit(subprocess.call([sys.executable, *sys.argv], env=env))
@@ -287,59 +277,244 @@ def main():
     import keras
     import numpy as np
 
+    from keras_transfer import adaptation
     from keras_transfer.datasets import load_builtin
 
+    if args.check_recommended:
+        check_recommended(args.check_recommended[0], int(args.check_recommended[1]), args)
+        return
     backend = keras.backend.backend()
+    methods = args.methods or [*adaptation.CANDIDATES, "adabn"]
     size = args.image_size
-    x_source, y_source = load_builtin(args.source, "train", image_size=size)
-    x_source_test, _ = load_builtin(args.source, "test", image_size=size)
-    x_target, y_target = load_builtin(args.target, "train", image_size=size)
-    x_test, y_test = load_builtin(args.target, "test", image_size=size)
-    data = (x_source, y_source, x_target, y_target, x_test, y_test)
-
-    if args.results_dir:
-        global RESULTS
-        RESULTS = pathlib.Path(args.results_dir)
-    results = {}
-    plotted = {}
-    quartile = brightness_quartiles(x_test)
-    for method in args.methods:
-        accuracies, seconds, by_quartile = [], [], []
-        for seed in range(args.seeds):
-            model, correct, elapsed = run_one(method, seed, data, args)
-            accuracy = float(np.mean(correct))
-            accuracies.append(accuracy)
-            by_quartile.append([float(np.mean(correct[quartile == q])) for q in range(4)])
-            seconds.append(elapsed)
-            print(f"{backend} {method} seed={seed} target_acc={accuracy:.3f} ({elapsed:.0f}s)", flush=True)
-            if seed == 0 and method in ("source_only", "dann"):
-                plotted[method] = model
-        results[method] = {
-            "mean": float(np.mean(accuracies)),
-            "std": float(np.std(accuracies)),
-            "accuracies": accuracies,
-            # Target test accuracy per quartile of image brightness (darkest
-            # first): |patch - digit| inverts the digit on bright patches.
-            "by_brightness_quartile": np.mean(by_quartile, axis=0).tolist(),
-            "seconds_mean": float(np.mean(seconds)),
-        }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    summary = {
+    data = {"digits": load_builtin("digits", "train", image_size=size)}
+    for shift in args.shifts:
+        data[shift] = (
+            *load_builtin(shift, "train", image_size=size),
+            *load_builtin(shift, "test", image_size=size),
+        )
+    protocol = {
         "backend": backend,
-        "source": args.source,
-        "target": args.target,
-        "seeds": args.seeds,
+        "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "epochs": args.epochs,
-        "batch_size": args.batch_size,
         "image_size": size,
-        "config": {k: v for k, v in vars(args).items() if k not in ("backend", "results_dir")},
-        "methods": results,
+        "batch_size": args.batch_size,
+        "batch_norm": args.batch_norm,
+        "first_activation": args.first_activation,
+        "recommended": list(adaptation.RECOMMENDED),
+        "keras": keras.__version__,
     }
-    (RESULTS / f"domain_adaptation_{backend}.json").write_text(json.dumps(summary, indent=2))
-    write_table()
-    if len(plotted) == 2:
-        pca_plot(plotted, (x_source_test, x_test), RESULTS / f"domain_adaptation_pca_{backend}.png")
-    print(json.dumps({m: round(r["mean"], 3) for m, r in results.items()}))
+    for shift in args.shifts:
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        runs = [run_shift(shift, seed, data, args, methods) for seed in seeds]
+        shifts = {shift: summarize(runs)}
+        for name in PENDING:
+            shifts[shift].setdefault(name, None)
+        run = {
+            "shifts": shifts,
+            "selection": {shift: [run["choice"] for run in runs]},
+            "validator_rank_correlation": {
+                shift: {
+                    name: [run["validators"][name] for run in runs]
+                    for name in VALIDATOR_FIELDS
+                }
+            },
+            "candidates": {shift: [run["candidates"] for run in runs]},
+            "protocol": {**protocol, "settings": runs[0]["settings"]},
+            "machine": machine(),
+        }
+        if args.config:
+            run["description"] = args.description
+        save(backend, args.config, run)  # after every shift: a stopped run keeps its shifts
+    write_benchmark_readme()
+
+
+def save(backend, config, run):
+    """Merges one shift's results into `results/<backend>.json`."""
+    path = RESULTS / f"{backend}.json"
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    target = existing.setdefault("configs", {}).setdefault(config, {}) if config else existing
+    for key in ("shifts", "selection", "validator_rank_correlation", "candidates"):
+        target[key] = {**target.get(key, {}), **run[key]}
+    for key in ("protocol", "machine", "description"):
+        if key in run:
+            target[key] = run[key]
+    write_json(path, existing)
+
+
+def current_choice(candidates):
+    """`adapt`'s choice (the library's rule now) among stored candidates.
+
+    Returns `(chosen, fell_back, reason, test_accuracy_of_chosen)`.
+    """
+    from keras_transfer.adaptation import RECOMMENDED
+    from keras_transfer.adaptation import selection
+
+    validator = selection.DEFAULT_VALIDATOR
+    results = [
+        selection.CandidateResult(
+            **{
+                **c,
+                "score": None if c["score"] is None else (
+                    c["snd"] if validator == "snd" else -c["dev_risk"]
+                ),
+            }
+        )
+        for c in candidates
+    ]
+    report = selection.AdaptationReport(
+        "", False, "", validator, selection.DEFAULT_MARGIN,
+        selection.DEFAULT_SOURCE_TOLERANCE, selection.DEFAULT_COLLAPSE_RATIO,
+        tuple(results), {},
+    )
+    chosen, fell_back, reason = report.choice_among(RECOMMENDED)
+    return chosen, fell_back, reason, report.result(chosen).test_accuracy
+
+
+def rechoose(path):
+    """Re-applies `adapt`'s rule (as the library has it now) to stored candidates.
+
+    The rule compares each candidate with source-only on its stored scores,
+    so no model is retrained; used when `RECOMMENDED` or the rule changed
+    after the runs (the change is recorded under `protocol`).
+    """
+    import numpy as np
+
+    from keras_transfer.adaptation import RECOMMENDED
+    from keras_transfer.adaptation import selection
+
+    result = json.loads(path.read_text())
+    for target in [result, *result.get("configs", {}).values()]:
+        for shift, per_seed in target.get("candidates", {}).items():
+            choices, accuracies = [], []
+            for candidates in per_seed:
+                chosen, fell_back, reason, accuracy = current_choice(candidates)
+                choices.append({"chosen": chosen, "fell_back": fell_back, "reason": reason})
+                accuracies.append(accuracy)
+            target["selection"][shift] = choices
+            target["shifts"][shift]["recommended"] = {
+                "mean": float(np.mean(accuracies)),
+                "std": float(np.std(accuracies)),
+                "accuracies": accuracies,
+            }
+        if "protocol" in target:
+            target["protocol"]["recommended"] = list(RECOMMENDED)
+            target["protocol"]["rule"] = {
+                "validator": selection.DEFAULT_VALIDATOR,
+                "margin": selection.DEFAULT_MARGIN,
+                "source_tolerance": selection.DEFAULT_SOURCE_TOLERANCE,
+                "collapse_ratio": selection.DEFAULT_COLLAPSE_RATIO,
+            }
+    write_json(path, result)
+
+
+def _percent(cell):
+    if not cell:
+        return "—"
+    return f"{cell['mean'] * 100:.1f} ± {cell['std'] * 100:.1f}"
+
+
+def shift_table(shifts, methods):
+    """Markdown: one row per shift, one column per method, + gain rows."""
+    import numpy as np
+
+    rows, gains = [], {m: [] for m in methods}
+    order = sorted(shifts, key=lambda s: (SHIFTS.index(s) if s in SHIFTS else len(SHIFTS), s))
+    for shift in order:
+        cells = shifts[shift]
+        base = (cells.get("source_only") or {}).get("mean")
+        row = [shift]
+        for method in methods:
+            cell = cells.get(method)
+            text = _percent(cell)
+            if cell and base is not None and method not in ("source_only", "target_only"):
+                gain = (cell["mean"] - base) * 100
+                gains[method].append(gain)
+                text += f" ({gain:+.1f})"
+            row.append(text)
+        rows.append(row)
+    for label, reduce in (("mean gain", np.mean), ("worst gain", np.min)):
+        rows.append(
+            [f"**{label}**"]
+            + [f"**{reduce(gains[m]):+.1f}**" if gains[m] else "" for m in methods]
+        )
+    return markdown_table(["shift", *methods], rows)
+
+
+ORDER = (
+    "source_only", "recommended", "generative", "adabn", "mcc", "entropy",
+    "fixmatch", "dann", "coral", "mmd", "target_only",
+)
+
+
+def _methods(shifts):
+    seen = []
+    for cells in shifts.values():
+        seen += [m for m in cells if m not in seen]
+    return [m for m in ORDER if m in seen] + [m for m in seen if m not in ORDER]
+
+
+def write_benchmark_readme():
+    import numpy as np
+
+    sections = [
+        "Target test accuracy (%) on digits -> each shift, mean ± std over seeds; in "
+        "brackets the gain over source-only in points. `recommended` is what "
+        "`keras_transfer.adaptation.adapt` returns (chosen without target labels). "
+        "`mean gain` / `worst gain` summarise the shifts. `generative` is filled "
+        "after the generative method (branch da-gen) merges. Regenerate with "
+        "`python bench/domain_adaptation/run.py --readme-only`; the protocol is in "
+        "`run.py`'s docstring.",
+    ]
+    for path in sorted(RESULTS.glob("*.json")):
+        if path.stem not in ("tensorflow", "jax", "torch"):
+            continue
+        result = json.loads(path.read_text())
+        if "shifts" not in result:
+            continue
+        protocol = result["protocol"]
+        sections.append(
+            f"## {path.stem}\n\n{len(protocol['seeds'])} seeds, {protocol['epochs']} epochs, "
+            f"{protocol['image_size']} px; `{path.relative_to(HERE)}`.\n\n"
+            + shift_table(result["shifts"], _methods(result["shifts"]))
+        )
+        rows = []
+        for shift, values in result["validator_rank_correlation"].items():
+            picks = [s["chosen"] for s in result["selection"][shift]]
+            rows.append(
+                [shift]
+                + [f"{np.nanmean(values[v]):+.2f}" for v in VALIDATOR_FIELDS]
+                + [", ".join(picks)]
+            )
+        every = {
+            v: np.nanmean([x for values in result["validator_rank_correlation"].values() for x in values[v]])
+            for v in VALIDATOR_FIELDS
+        }
+        rows.append(["**all**"] + [f"**{every[v]:+.2f}**" for v in VALIDATOR_FIELDS] + [""])
+        sections.append(
+            "Validators: Spearman rank correlation between each validator's score "
+            "and the true target accuracy over the trained candidates (mean over "
+            "seeds), and what `adapt` chose per seed:\n\n"
+            + markdown_table(["shift", "SND", "DEV", "recommended chose"], rows)
+        )
+        for name, config in result.get("configs", {}).items():
+            sections.append(
+                f"### {path.stem}, config `{name}`\n\n{config.get('description', '')}\n\n"
+                + shift_table(config["shifts"], _methods(config["shifts"]))
+            )
+    adapt_path = RESULTS / "adapt.json"
+    if adapt_path.exists():
+        result = json.loads(adapt_path.read_text())
+        sections.append(
+            f"## ADAPT {result.get('adapt', '')} (TF, tf_keras) on the same data\n\n"
+            f"{result.get('description', '')}\n\n"
+            + shift_table(result["shifts"], _methods(result["shifts"]))
+        )
+        for name, config in result.get("configs", {}).items():
+            sections.append(
+                f"### ADAPT, config `{name}`\n\n{config.get('description', '')}\n\n"
+                + shift_table(config["shifts"], _methods(config["shifts"]))
+            )
+    write_readme(HERE, "Domain adaptation benchmark", "\n\n".join(sections))
 
 
 if __name__ == "__main__":

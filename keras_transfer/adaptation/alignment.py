@@ -15,7 +15,7 @@ domain branch, in a functional model with outputs `{"label", "domain"}`.
 unlabelled target rows into balanced batches whose sample weights hide the
 target labels from the label loss; the domain loss sees every row.
 `model.classifier` is the trained input -> label-logits path as an ordinary
-`keras.Model`.
+`keras.Model`, compiled with the label loss and an accuracy metric.
 """
 
 import keras
@@ -41,11 +41,31 @@ class AdaptationModel(keras.Model):
         """The input -> label-logits path, sharing the trained weights.
 
         No discriminator, no gradient reversal: an ordinary classifier for
-        evaluation and export.
+        evaluation and export, compiled with the model's label loss and an
+        accuracy metric that reads it (`"accuracy"`), so
+        `model.classifier.evaluate(x_test, y_test)` works as it comes.
+        Each access builds a new `keras.Model` over the same layers.
         """
-        return keras.Model(
+        classifier = keras.Model(
             self.inputs, self.output["label"], name=f"{self.name}_classifier"
         )
+        label_loss = self.loss.get("label") if isinstance(self.loss, dict) else None
+        classifier.compile(**_label_compile_args(label_loss))
+        return classifier
+
+
+def _label_compile_args(label_loss):
+    """A fresh copy of the label loss and the accuracy that matches it."""
+    if label_loss is None:
+        args = compile_args(None)
+        return {"loss": args["loss"], "metrics": args["metrics"]}
+    loss = keras.losses.deserialize(keras.losses.serialize(label_loss))
+    if isinstance(loss, keras.losses.BinaryCrossentropy):
+        threshold = 0.0 if loss.get_config().get("from_logits") else 0.5
+        metrics = [keras.metrics.BinaryAccuracy(threshold=threshold, name="accuracy")]
+    else:
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    return {"loss": loss, "metrics": metrics}
 
 
 def default_discriminator(units=(1024, 1024), dropout=0.5, name="discriminator"):
@@ -81,7 +101,8 @@ def default_discriminator(units=(1024, 1024), dropout=0.5, name="discriminator")
     return keras.Sequential(layers, name=name)
 
 
-def _features(feature_extractor, input_shape):
+def model_inputs(feature_extractor, input_shape):
+    """`(inputs, features)`: a `keras.Input` and the extractor applied to it."""
     if input_shape is None:
         try:
             input_shape = tuple(feature_extractor.input_shape[1:])
@@ -95,9 +116,10 @@ def _features(feature_extractor, input_shape):
     return inputs, feature_extractor(inputs)
 
 
-def _compile(
+def compile_adaptation(
     model, label_head, domain_loss, domain_loss_weight, optimizer, domain_metrics
 ):
+    """Compiles `{"label", "domain"}`: the head's loss + weighted domain loss."""
     check_number("domain_loss_weight", domain_loss_weight, minimum=0)
     head = label_head if isinstance(label_head, ClassificationHead) else None
     label = compile_args(optimizer or "adam", head)
@@ -155,7 +177,7 @@ def build_dann(
     accuracy = model.classifier.evaluate(x_test, y_test)
     ```
     """
-    inputs, features = _features(feature_extractor, input_shape)
+    inputs, features = model_inputs(feature_extractor, input_shape)
     discriminator = discriminator or default_discriminator()
     reversed_features = GradientReversal(hp_lambda, name="gradient_reversal")(
         features
@@ -168,7 +190,7 @@ def build_dann(
         },
         name=name,
     )
-    return _compile(
+    return compile_adaptation(
         model,
         label_head,
         keras.losses.BinaryCrossentropy(from_logits=True),
@@ -182,7 +204,7 @@ def _build_aligned(
     feature_extractor, label_head, alignment_loss, domain_loss_weight, optimizer,
     input_shape, name,
 ):
-    inputs, features = _features(feature_extractor, input_shape)
+    inputs, features = model_inputs(feature_extractor, input_shape)
     model = AdaptationModel(
         inputs,
         {
@@ -191,7 +213,7 @@ def _build_aligned(
         },
         name=name,
     )
-    return _compile(
+    return compile_adaptation(
         model, label_head, alignment_loss, domain_loss_weight, optimizer, []
     )
 

@@ -23,10 +23,25 @@ import functools
 
 import numpy as np
 
-_NAMES = ("digits", "digits-m", "digits-rotated", "digits-noisy", "digits-colored")
+_NAMES = (
+    "digits",
+    "digits-m",
+    "digits-rotated",
+    "digits-noisy",
+    "digits-colored",
+    "digits-combined",
+    "digits-sensor",
+)
 # Extra seed words per target domain, so the shifts never share random draws
 # (digits-m keeps the stream it had before the other shifts existed).
-_STREAMS = {"digits-m": (), "digits-rotated": (1,), "digits-noisy": (2,), "digits-colored": (3,)}
+_STREAMS = {
+    "digits-m": (),
+    "digits-rotated": (1,),
+    "digits-noisy": (2,),
+    "digits-colored": (3,),
+    "digits-combined": (4,),
+    "digits-sensor": (5,),
+}
 _SPLITS = ("train", "test")
 # Fraction of every class in (source-train, source-test, target-train, target-test).
 _SPLIT_FRACTIONS = (0.4, 0.1, 0.4, 0.1)
@@ -49,8 +64,10 @@ def load_builtin(name, split, image_size=32, seed=0):
     Args:
         name: String. `"digits"` (source domain), or a target domain:
             `"digits-m"` (digits blended with colour photo patches, as
-            MNIST-M), `"digits-rotated"`, `"digits-noisy"` or
-            `"digits-colored"` (see the module docstring).
+            MNIST-M), `"digits-rotated"`, `"digits-noisy"`,
+            `"digits-colored"`, `"digits-combined"` (rotated, coloured and
+            noisy at once) or `"digits-sensor"` (noise std 80); see
+            `docs/datasets.md`.
         split: String. `"train"` or `"test"`.
         image_size: Integer >= 8. Height and width of the returned images.
             Defaults to `32`.
@@ -176,14 +193,28 @@ def _rotated(grey, rng):
     return np.repeat(rotated[..., None], 3, axis=-1)
 
 
-def _noisy(grey, rng):
-    """Half contrast on a grey ground, blurred, plus Gaussian noise (std 40)."""
+def _blur(images):
+    """Gaussian blur of `(N, h, w[, c])` images, sigma = size / 32 pixels."""
     ndimage = _require("scipy.ndimage")  # scipy comes with scikit-learn
 
-    sigma = grey.shape[1] / 32.0
-    blurred = ndimage.gaussian_filter(grey, sigma=(0, sigma, sigma))
-    rgb = np.repeat((64.0 + 0.5 * blurred)[..., None], 3, axis=-1)
-    return rgb + rng.normal(0.0, 40.0, rgb.shape)
+    sigma = images.shape[1] / 32.0
+    return ndimage.gaussian_filter(images, sigma=(0, sigma, sigma, 0)[: images.ndim])
+
+
+def _sensor(grey, rng, ground, contrast, noise_std):
+    """Lower contrast on a grey ground, blurred, plus Gaussian pixel noise."""
+    rgb = np.repeat((ground + contrast * _blur(grey))[..., None], 3, axis=-1)
+    return rgb + rng.normal(0.0, noise_std, rgb.shape)
+
+
+def _noisy(grey, rng):
+    """Half contrast on a grey (64) ground, blurred, plus Gaussian noise (std 40)."""
+    return _sensor(grey, rng, ground=64.0, contrast=0.5, noise_std=40.0)
+
+
+def _sensor_80(grey, rng):
+    """A poor sensor: 40 % contrast on a mid-grey (96) ground, blurred, noise std 80."""
+    return _sensor(grey, rng, ground=96.0, contrast=0.4, noise_std=80.0)
 
 
 def _colored(grey, rng):
@@ -195,11 +226,19 @@ def _colored(grey, rng):
     return ground + alpha * (ink - ground)
 
 
+def _combined(grey, rng):
+    """Three shifts at once: rotated (20-45°), coloured, blurred + noise std 40."""
+    rotated = _rotated(grey, rng)[..., 0]
+    return _blur(_colored(rotated, rng)) + rng.normal(0.0, 40.0, rotated.shape + (3,))
+
+
 _SHIFTS = {
     "digits-m": _mnist_m,
     "digits-rotated": _rotated,
     "digits-noisy": _noisy,
     "digits-colored": _colored,
+    "digits-combined": _combined,
+    "digits-sensor": _sensor_80,
 }
 
 
