@@ -211,6 +211,7 @@ def write_summary(folder=HERE):
                  "gain (points)", "translations (seed 0)"],
                 rows,
             )
+            + (f"\n\nNote: {payload['note']}" if payload.get("note") else "")
             + (
                 "\n\nConfigured but without accuracies in this file (the run "
                 f"stopped before they finished): {'; '.join(missing)}."
