@@ -36,6 +36,7 @@ from keras import ops
 
 from keras_transfer._validation import check_int
 from keras_transfer._validation import check_number
+from keras_transfer.datasets.paired import PairedArrays
 from keras_transfer.heads import check_num_classes
 from keras_transfer.models.compile import compile_args
 
@@ -529,15 +530,23 @@ class PixelDAModel(keras.Model):
         return _per_image(ops.square(difference - mean))
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`, after checking the first batch of `x`.
+        """`keras.Model.fit`, after checking the training data.
 
-        The batch must come from `keras_transfer.datasets.paired_dataset`
-        (a `y` dict with `"label"` and `"domain"`), its images must lie in
-        `pixel_range`, and its source labels in `[0, num_classes)`.
+        The batches must come from `keras_transfer.datasets.paired_dataset`
+        (a `y` dict with `"label"` and `"domain"`), their images must lie in
+        `pixel_range`, and their source labels in `[0, num_classes)`. Array
+        inputs (`PairedArrays`) are checked whole; other inputs on their
+        first batch.
         """
-        batch = _first_batch(x, y)
-        if batch is not None:
-            self._check_batch(*batch)
+        if isinstance(x, PairedArrays):
+            # Every row: a bad label in a later batch must not train silently.
+            check_pixels(x.x_source, self.pixel_range)
+            check_pixels(x.x_target, self.pixel_range)
+            self._check_labels(x.y_source)
+        else:
+            batch = _first_batch(x, y)
+            if batch is not None:
+                self._check_batch(*batch)
         return super().fit(x, y, *args, **kwargs)
 
     def _check_batch(self, images, y):
@@ -550,7 +559,10 @@ class PixelDAModel(keras.Model):
             )
         check_pixels(images, self.pixel_range)
         domain = np.asarray(y["domain"]).reshape(-1)
-        labels = np.asarray(y["label"]).reshape(-1)[domain == 0]
+        self._check_labels(np.asarray(y["label"]).reshape(-1)[domain == 0])
+
+    def _check_labels(self, labels):
+        labels = np.asarray(labels).reshape(-1)
         bad = (labels < 0) | (labels >= self.num_classes)
         if bad.any():
             raise ValueError(
@@ -710,6 +722,7 @@ def build_pixelda(
     ```python
     x_s, y_s = keras_transfer.datasets.load_builtin("digits", "train", 16)
     x_t, _ = keras_transfer.datasets.load_builtin("digits-m", "train", 16)
+    x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
     model = keras_transfer.adaptation.build_pixelda((16, 16, 3), num_classes=10)
     model.fit(keras_transfer.datasets.paired_dataset(
         (x_s, y_s), x_t, batch_size=64, num_classes=10), epochs=100)
