@@ -443,13 +443,7 @@ class PixelDAModel(keras.Model):
         }
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if not isinstance(y, dict) or "label" not in y or "domain" not in y:
-            raise ValueError(
-                "Invalid value received for argument `y`. PixelDAModel trains "
-                "on `keras_transfer.datasets.paired_dataset` batches, whose `y` "
-                "is a dict with 'label' and 'domain'. Received: y of type "
-                f"{type(y).__name__}"
-            )
+        _check_targets(y, "y")
         target = ops.reshape(ops.cast(y["domain"], "float32"), (-1,))
         source = 1.0 - target
         labels = ops.reshape(y["label"], (-1,))
@@ -550,13 +544,7 @@ class PixelDAModel(keras.Model):
         return super().fit(x, y, *args, **kwargs)
 
     def _check_batch(self, images, y):
-        if not isinstance(y, dict) or "label" not in y or "domain" not in y:
-            raise ValueError(
-                "Invalid value received for argument `x`. PixelDAModel trains "
-                "on `keras_transfer.datasets.paired_dataset(...)` batches, "
-                "whose targets are a dict with 'label' and 'domain'. "
-                f"Received: targets of type {type(y).__name__}"
-            )
+        _check_targets(y, "x")
         check_pixels(images, self.pixel_range)
         domain = np.asarray(y["domain"]).reshape(-1)
         self._check_labels(np.asarray(y["label"]).reshape(-1)[domain == 0])
@@ -590,6 +578,16 @@ class PixelDAModel(keras.Model):
         for key in ("generator", "discriminator", "task_classifier"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _check_targets(y, argument):
+    if not isinstance(y, dict) or "label" not in y or "domain" not in y:
+        raise ValueError(
+            f"Invalid value received for argument `{argument}`. PixelDAModel "
+            "trains on `keras_transfer.datasets.paired_dataset(...)` batches, "
+            "whose targets are a dict with 'label' and 'domain'. Received: "
+            f"targets of type {type(y).__name__}"
+        )
 
 
 def _first_batch(x, y):
