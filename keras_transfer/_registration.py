@@ -49,6 +49,7 @@ SERIALIZABLE = {
     "keras_transfer>LinearWarmup": "keras_transfer.schedules.linear_warmup",
     "keras_transfer>MCCLoss": "keras_transfer.losses.mcc",
     "keras_transfer>MMDLoss": "keras_transfer.losses.mmd",
+    "keras_transfer>PixelDAModel": "keras_transfer.adaptation.generative",
     "keras_transfer>OneCycle": "keras_transfer.schedules.one_cycle",
     "keras_transfer>SparseCategoricalCrossentropy": (
         "keras_transfer.losses.sparse_categorical_crossentropy"
@@ -56,6 +57,7 @@ SERIALIZABLE = {
     "keras_transfer>SparseF1Score": "keras_transfer.metrics.sparse_f1_score",
     "keras_transfer>StepOffset": "keras_transfer.schedules.step_offset",
     "keras_transfer>TextClassifier": "keras_transfer.models.text_classifier",
+    "keras_transfer>UniformNoise": "keras_transfer.adaptation.generative",
     "keras_transfer>coral_loss": "keras_transfer.losses.coral",
     "keras_transfer>entropy_loss": "keras_transfer.losses.entropy",
     "keras_transfer>fixmatch_loss": "keras_transfer.losses.fixmatch",

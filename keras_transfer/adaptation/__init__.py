@@ -7,6 +7,7 @@
 - Feature alignment: DANN, Deep CORAL and DAN/MMD models (`alignment`).
 - Target self-training: entropy minimisation, MCC, FixMatch
   (`self_training`), and AdaBN, `adapt_batch_norm` (`batch_norm`).
+- Pixel-level (generative) adaptation: PixelDA (`generative`).
 - Validators without target labels: SND and DEV (`validators`).
 
 `paired_dataset` and `PairedArrays` live in `keras_transfer.datasets` and
@@ -20,12 +21,20 @@ from keras_transfer.adaptation.alignment import build_dann
 from keras_transfer.adaptation.alignment import build_mmd
 from keras_transfer.adaptation.alignment import default_discriminator
 from keras_transfer.adaptation.batch_norm import adapt_batch_norm
-from keras_transfer.adaptation.selection import CANDIDATES
-from keras_transfer.adaptation.selection import RECOMMENDED
+from keras_transfer.adaptation.generative import PixelDAModel
+from keras_transfer.adaptation.generative import UniformNoise
+from keras_transfer.adaptation.generative import build_pixelda
+from keras_transfer.adaptation.generative import check_pixels
+from keras_transfer.adaptation.generative import pixelda_classifier
+from keras_transfer.adaptation.generative import pixelda_discriminator
+from keras_transfer.adaptation.generative import pixelda_generator
+from keras_transfer.adaptation.generative import plot_translations
 from keras_transfer.adaptation.selection import AdaptationReport
 from keras_transfer.adaptation.selection import AdaptationResult
+from keras_transfer.adaptation.selection import CANDIDATES
 from keras_transfer.adaptation.selection import CandidateContext
 from keras_transfer.adaptation.selection import CandidateResult
+from keras_transfer.adaptation.selection import RECOMMENDED
 from keras_transfer.adaptation.selection import adapt
 from keras_transfer.adaptation.selection import build_source_only
 from keras_transfer.adaptation.selection import select
