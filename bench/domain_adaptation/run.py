@@ -63,7 +63,7 @@ SHIFTS = (
     "digits-combined",
     "digits-sensor",
 )
-# Methods filled after other branches merge (the generative one: da-gen).
+# Methods measured by another harness: PixelDA by generative.py (GENERATIVE.md).
 PENDING = ("generative",)
 VALIDATOR_FIELDS = {"snd": "snd", "dev": "dev_risk"}
 
@@ -460,8 +460,9 @@ def write_benchmark_readme():
         "Target test accuracy (%) on digits -> each shift, mean ± std over seeds; in "
         "brackets the gain over source-only in points. `recommended` is what "
         "`keras_transfer.adaptation.adapt` returns (chosen without target labels). "
-        "`mean gain` / `worst gain` summarise the shifts. `generative` is filled "
-        "after the generative method (branch da-gen) merges. Regenerate with "
+        "`mean gain` / `worst gain` summarise the shifts. `generative` (PixelDA) "
+        "is measured by its own harness, `generative.py`, against its own "
+        "source-only run: see [GENERATIVE.md](GENERATIVE.md). Regenerate with "
         "`python bench/domain_adaptation/run.py --readme-only`; the protocol is in "
         "`run.py`'s docstring.",
     ]
