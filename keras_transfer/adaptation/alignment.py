@@ -59,7 +59,10 @@ def _label_compile_args(label_loss):
     if label_loss is None:
         args = compile_args(None)
         return {"loss": args["loss"], "metrics": args["metrics"]}
-    loss = keras.losses.deserialize(keras.losses.serialize(label_loss))
+    # from_config, not serialize/deserialize: Keras' serializer probes for
+    # TensorFlow (keras/src/saving/serialization_lib.py), and loading a saved
+    # model on JAX or torch must not import it.
+    loss = type(label_loss).from_config(label_loss.get_config())
     if isinstance(loss, keras.losses.BinaryCrossentropy):
         threshold = 0.0 if loss.get_config().get("from_logits") else 0.5
         metrics = [keras.metrics.BinaryAccuracy(threshold=threshold, name="accuracy")]
