@@ -294,17 +294,7 @@ def _fit(args):
     _check_task_input(spec, described)
     _check_num_classes_flag(args.num_classes, described)
     callbacks = zoo.recipe(args.task, epochs=args.epochs)  # Checks the run length.
-    if _is_text(spec):
-        # Raw strings for KerasHub tasks (their preprocessor tokenizes);
-        # hashed word ids for the tasks that take ids (test/tiny_text).
-        form = {"image_size": None}
-        if not spec.preset_fixes_inputs:
-            form["token_ids"] = (spec.task_kwargs["vocabulary_size"], spec.input_shape[0])
-    else:
-        form = {
-            "image_size": args.image_size or spec.input_shape[0],
-            "channels": spec.input_shape[-1],
-        }
+    form = _data_form(spec, args.image_size or spec.input_shape[0])
     train, info = _load_data(
         args, plan.train, indices=plan.train_indices,
         augment=None if _is_text(spec) else True, shuffle=True, **form,
@@ -469,7 +459,7 @@ def _split_words(plan):
     """The test split of `plan`, in words."""
     if plan.test_indices is None:
         return f"split {plan.test!r}"
-    source = "the folder" if plan.test is None else f"split {plan.test!r}"
+    source = "the data" if plan.test is None else f"split {plan.test!r}"
     return f"{plan.test_fraction:g} of {source}, held out"
 
 
@@ -517,11 +507,18 @@ def _naming_data_errors(args, *splits):
 
 
 def _evaluate(args):
+    from keras_transfer import zoo
+    from keras_transfer.cli import runs
+
     model, class_names = _load_model(args.model)
     split, indices, words = _evaluation_split(args)
+    settings = runs.finished_settings(args.model) if os.path.isdir(args.model) else None
+    if len(model.inputs[0].shape) != 4 and settings is not None:
+        form = _data_form(zoo.get_task(settings["task"]), None)  # A text task.
+    else:
+        form = {"image_size": _model_image_size(model, args.image_size)}
     data, info = _load_data(
-        args, split, _model_image_size(model, args.image_size),
-        indices=indices, augment=False, shuffle=False,
+        args, split, indices=indices, augment=False, shuffle=False, **form
     )
     _check_model_classes(model, info.num_classes, f"dataset {info.name!r}")
     if class_names is not None:
@@ -673,8 +670,9 @@ def _model_image_size(model, requested):
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4:
         raise ValueError(
-            "This command needs an image model (inputs of rank 4). Received a "
-            f"model with input shape {shape}."
+            "This command needs an image model (inputs of rank 4), or the "
+            "`fit` output folder of a text task. Received a model with input "
+            f"shape {shape}."
         )
     if shape[1] is None:
         if requested is None:
@@ -701,7 +699,7 @@ def _check_model_classes(model, num_classes, what):
         )
 
 
-def _load_data(args, split, image_size, num_classes=None, **options):
+def _load_data(args, split, num_classes=None, **options):
     """`(tf.data.Dataset, DatasetInfo)` of `--data`, checked against a task.
 
     `options` go to `keras_transfer.datasets.load` (`indices`, `augment`,
@@ -712,7 +710,6 @@ def _load_data(args, split, image_size, num_classes=None, **options):
     return datasets.load(
         args.data,
         split=split,
-        image_size=image_size,
         batch_size=args.batch_size,
         num_classes=num_classes,
         seed=getattr(args, "seed", 0),
@@ -720,6 +717,21 @@ def _load_data(args, split, image_size, num_classes=None, **options):
         with_info=True,
         **options,
     )
+
+
+def _data_form(spec, image_size):
+    """The `datasets.load` arguments that shape data for task `spec`'s model.
+
+    Images: `image_size` and the task's channels. Text: raw strings for
+    KerasHub tasks (their preprocessor tokenizes), hashed word ids for the
+    tasks that take ids (`test/tiny_text`).
+    """
+    if not _is_text(spec):
+        return {"image_size": image_size, "channels": spec.input_shape[-1]}
+    if spec.preset_fixes_inputs:
+        return {"image_size": None}
+    ids = (spec.task_kwargs["vocabulary_size"], spec.input_shape[0])
+    return {"image_size": None, "token_ids": ids}
 
 
 def _is_text(spec):

@@ -40,7 +40,7 @@ class SplitPlan:
 
     def report(self):
         """What each split is, for the run's `metrics.json`."""
-        source = "the whole folder" if self.train is None else self.train
+        source = "all the data" if self.train is None else self.train
         train = {"split": self.train}
         if self.train_indices is not None:
             carved = [
@@ -105,7 +105,7 @@ def plan_splits(
     check_number("val_fraction", val_fraction, above=0, below=1)
     check_number("test_fraction", test_fraction, above=0, below=1)
     if train_split is None:
-        train_split = "train" if _has_split(data, "train") or not _is_flat_folder(data) else None
+        train_split = "train" if _has_split(data, "train") or not _is_unsplit(data) else None
     else:
         check_split(data, train_split, "--train-split")
     if test_split is not None:
@@ -157,11 +157,8 @@ def check_split(data, split, flag):
     if _has_split(data, split):
         return
     hint = ""
-    if _is_flat_folder(data):
-        hint = (
-            f" It has no split sub-folders: leave out {flag} to use the "
-            "folder's class sub-folders."
-        )
+    if _is_unsplit(data):
+        hint = f" It has no splits: leave out {flag} to read all of it (the test split is carved)."
     raise ValueError(f"Dataset {data!r} has no split {split!r} ({flag} {split}).{hint}")
 
 
@@ -172,11 +169,15 @@ def _has_split(data, split):
         return False
 
 
-def _is_flat_folder(data):
-    """Whether `data` is a `"folder:"` of class sub-folders, not split ones."""
+def _is_unsplit(data):
+    """Whether `data` is read whole: a `"csv:"` file, or a `"folder:"` of
+    class sub-folders (no split sub-folders)."""
+    if not isinstance(data, str):
+        return False
+    if data.startswith("csv:"):
+        return True
     return (
-        isinstance(data, str)
-        and data.startswith("folder:")
+        data.startswith("folder:")
         and not any(_has_split(data, name) for name in ("train", "test"))
         and _has_split(data, None)
     )
@@ -200,10 +201,10 @@ def _stratified_split(positions, labels, fraction, seed, data, split, what):
         )
     except ValueError as error:
         counts = np.bincount(labels[positions])
-        where = "the folder" if split is None else f"split {split!r}"
+        where = "" if split is None else f" split {split!r}"
         flag = "--val-fraction" if what == "validation" else "--test-fraction"
         raise ValueError(
-            f"Cannot carve a stratified {what} split of {fraction} from {data!r} {where} "
+            f"Cannot carve a stratified {what} split of {fraction} from {data!r}{where} "
             f"({len(positions)} examples, per class {counts.tolist()}): {error} "
             f"Choose another {flag}, or add images. Received: {flag} {fraction}"
         ) from error
