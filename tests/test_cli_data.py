@@ -64,7 +64,7 @@ def _cli(*argv, cwd, env=None):
 
 
 @needs_jax_or_torch
-def test_a_class_per_folder_tree_fits_evaluates_and_predicts_with_names(tmp_path):
+def test_a_class_per_folder_tree_fits_evaluates_and_predicts_with_names(tmp_path, capsys):
     _flat_folder(tmp_path / "pets")
     fit = _cli(
         "fit", "test/tiny_cnn", "--data", "folder:pets", "--epochs", "1",
@@ -97,9 +97,14 @@ def test_a_class_per_folder_tree_fits_evaluates_and_predicts_with_names(tmp_path
     assert "class " not in line
 
     # A split that is not there names the flag, not a Python argument.
-    bad = _cli("evaluate", "run", "--data", "folder:pets", "--split", "test", cwd=tmp_path)
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    assert "--split test" in bad.stderr and "split=None" not in bad.stderr
+    pets, run = f"folder:{tmp_path / 'pets'}", str(tmp_path / "run")
+    assert cli.main(["evaluate", run, "--data", pets, "--split", "test"]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1
+    assert "--split test" in error and "split=None" not in error
+    # Other data than the run's, without a test split: says what to pass.
+    assert cli.main(["evaluate", run, "--data", pets]) == 2
+    assert "Pass --split NAME, or as MODEL" in capsys.readouterr().err
 
 
 @needs_jax_or_torch

@@ -546,10 +546,15 @@ def _evaluation_split(args):
     if settings is not None and settings["data"] == args.data:
         plan = splits.plan_splits(
             args.data, settings["train_split"], settings["test_split"],
-            settings["val_fraction"], settings["seed"], settings["test_fraction"],
+            settings["val_fraction"], settings["seed"], settings.get("test_fraction", 0.2),
         )
         return plan.test, plan.test_indices, f"test: {_split_words(plan)} by the run"
-    splits.check_split(args.data, "test", "--split")
+    if not splits.has_split(args.data, "test"):
+        raise ValueError(
+            f"Dataset {args.data!r} has no 'test' split. Pass --split NAME, or "
+            "as MODEL the `fit` output folder of a run on the same --data (then "
+            "the test images that run held out are scored)."
+        )
     return "test", None, "split 'test'"
 
 

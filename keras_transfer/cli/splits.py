@@ -105,7 +105,7 @@ def plan_splits(
     check_number("val_fraction", val_fraction, above=0, below=1)
     check_number("test_fraction", test_fraction, above=0, below=1)
     if train_split is None:
-        train_split = "train" if _has_split(data, "train") or not _is_unsplit(data) else None
+        train_split = "train" if has_split(data, "train") or not _is_unsplit(data) else None
     else:
         check_split(data, train_split, "--train-split")
     if test_split is not None:
@@ -115,7 +115,7 @@ def plan_splits(
                 "The test split must differ from the training split. Received: "
                 f"--test-split {test_split} and --train-split {train_split}"
             )
-    elif train_split is not None and _has_split(data, "test") and train_split != "test":
+    elif train_split is not None and has_split(data, "test") and train_split != "test":
         test_split = "test"
     validation = next(
         (
@@ -123,7 +123,7 @@ def plan_splits(
             for name in VALIDATION_SPLITS
             if train_split is not None
             and name not in (train_split, test_split)
-            and _has_split(data, name)
+            and has_split(data, name)
         ),
         None,
     )
@@ -154,7 +154,7 @@ def plan_splits(
 
 def check_split(data, split, flag):
     """Raises, naming `flag` and the splits there are, unless `data` has `split`."""
-    if _has_split(data, split):
+    if has_split(data, split):
         return
     hint = ""
     if _is_unsplit(data):
@@ -162,7 +162,8 @@ def check_split(data, split, flag):
     raise ValueError(f"Dataset {data!r} has no split {split!r} ({flag} {split}).{hint}")
 
 
-def _has_split(data, split):
+def has_split(data, split):
+    """Whether `data` has a non-empty split `split` (`None`: the folder or file)."""
     try:
         return bool(datasets.describe(data, split).num_examples)
     except (ValueError, KeyError):
@@ -178,8 +179,8 @@ def _is_unsplit(data):
         return True
     return (
         data.startswith("folder:")
-        and not any(_has_split(data, name) for name in ("train", "test"))
-        and _has_split(data, None)
+        and not any(has_split(data, name) for name in ("train", "test"))
+        and has_split(data, None)
     )
 
 
