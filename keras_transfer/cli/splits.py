@@ -127,6 +127,8 @@ def plan_splits(
         ),
         None,
     )
+    if test_split is not None and validation is not None:
+        return SplitPlan(train_split, validation, test_split)
     labels = datasets.labels(data, train_split)
     remaining = np.arange(len(labels))
     test_indices = validation_indices = None
@@ -138,12 +140,11 @@ def plan_splits(
         remaining, validation_indices = _stratified_split(
             remaining, labels, val_fraction, seed, data, train_split, "validation"
         )
-    carved = test_indices is not None or validation_indices is not None
     return SplitPlan(
         train_split,
         train_split if validation is None else validation,
         train_split if test_split is None else test_split,
-        train_indices=remaining if carved else None,
+        train_indices=remaining,
         validation_indices=validation_indices,
         test_indices=test_indices,
         val_fraction=val_fraction if validation_indices is not None else None,
@@ -153,7 +154,7 @@ def plan_splits(
 
 
 def check_split(data, split, flag):
-    """Raises, naming `flag` and the splits there are, unless `data` has `split`."""
+    """Raises a one-line error naming `flag` unless `data` has `split`."""
     if has_split(data, split):
         return
     hint = ""
