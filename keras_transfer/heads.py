@@ -28,6 +28,30 @@ def check_num_classes(num_classes):
     return num_classes
 
 
+def check_class_names(class_names, num_classes):
+    """`class_names` as a tuple of strings, one per class, or `None`.
+
+    A binary head (`num_classes=1`) names its two classes.
+    """
+    if class_names is None:
+        return None
+    names = tuple(class_names)
+    expected = 2 if num_classes == 1 else num_classes
+    if len(names) != expected or not all(isinstance(name, str) for name in names):
+        raise ValueError(
+            "Invalid value received for argument `class_names`. Expected "
+            f"{expected} strings for num_classes={num_classes}. "
+            f"Received: class_names={class_names!r}"
+        )
+    return names
+
+
+def find_head(model):
+    """The last `ClassificationHead` among `model.layers`, or `None`."""
+    heads = [layer for layer in model.layers if isinstance(layer, ClassificationHead)]
+    return heads[-1] if heads else None
+
+
 @keras.saving.register_keras_serializable(package="keras_transfer")
 class ClassificationHead(keras.layers.Layer):
     """Pool -> [Dense + ReLU -> Dropout]* -> Dense classifier on a backbone.
@@ -71,6 +95,11 @@ class ClassificationHead(keras.layers.Layer):
             identifier, e.g. `keras.regularizers.L1L2(l1=1e-5, l2=1e-4)`)
             added to the loss for the kernel of every Dense layer of the
             head. Defaults to `None`.
+        class_names: Sequence of strings or `None`. The name of each class,
+            in label order: one per output unit, or two (negative, positive)
+            for a binary head. Stored in the layer's config, so a saved
+            `.keras` model keeps them (`keras-transfer predict` prints
+            them). Defaults to `None`.
         **kwargs: Base layer keyword arguments.
 
     Call arguments:
@@ -98,10 +127,12 @@ class ClassificationHead(keras.layers.Layer):
         activation=None,
         data_format=None,
         kernel_regularizer=None,
+        class_names=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_num_classes(num_classes)
+        self.class_names = check_class_names(class_names, num_classes)
         if pooling not in _POOLINGS:
             raise ValueError(
                 "Invalid value received for argument `pooling`. Expected one "
@@ -230,4 +261,5 @@ class ClassificationHead(keras.layers.Layer):
             "kernel_regularizer": keras.regularizers.serialize(
                 self.kernel_regularizer
             ),
+            "class_names": None if self.class_names is None else list(self.class_names),
         }

@@ -9,13 +9,17 @@ import keras
 
 from keras_transfer.backbones import check_input_shape
 from keras_transfer.heads import ClassificationHead
+from keras_transfer.heads import check_class_names
 from keras_transfer.heads import check_num_classes
+from keras_transfer.heads import find_head
 from keras_transfer.models import compile_args
 from keras_transfer.zoo import recipes
 from keras_transfer.zoo import registry
 
 
-def build(name, num_classes, weights="imagenet", input_shape=None, compile=True):
+def build(
+    name, num_classes, weights="imagenet", input_shape=None, compile=True, class_names=None
+):
     """Build the zoo task `name`, compiled with its recipe so `fit` works at once.
 
     Args:
@@ -30,6 +34,10 @@ def build(name, num_classes, weights="imagenet", input_shape=None, compile=True)
             momentum, gradient clipping), loss (label smoothing) and metrics
             (accuracy, macro-F1). The recipe's head penalties and L2-SP are
             attached either way.
+        class_names: Sequence of strings or `None`. The classes in label
+            order, kept in the head's config so the saved model carries
+            them (`keras_transfer.heads.ClassificationHead`). Defaults to
+            `None`.
 
     Returns:
         A `keras.Model` taking raw inputs (uint8 images, or raw strings for
@@ -47,7 +55,17 @@ def build(name, num_classes, weights="imagenet", input_shape=None, compile=True)
     check_num_classes(num_classes)
     registry.check_requirements(spec)
     input_shape = _check_input_shape(spec, input_shape)
+    class_names = check_class_names(class_names, num_classes)
     model = _BUILDERS[spec.builder](spec, num_classes, weights, input_shape)
+    if class_names is not None:
+        head = find_head(model)
+        if head is None:
+            raise ValueError(
+                f"Invalid value received for argument `class_names`: task "
+                f"{spec.name!r} has no classification head to keep them. "
+                f"Received: class_names={class_names!r}"
+            )
+        head.class_names = class_names
     if spec.recipe.l2sp_alpha:
         _apply_l2sp(model, spec)
     if compile and not model.compiled:
@@ -64,18 +82,11 @@ def compile_with_recipe(model, recipe):
     model.compile(
         **compile_args(
             recipes.make_optimizer(recipe),
-            _find_head(model),
+            find_head(model),
             label_smoothing=recipe.label_smoothing,
         )
     )
     return model
-
-
-def _find_head(model):
-    heads = [
-        layer for layer in model.layers if isinstance(layer, ClassificationHead)
-    ]
-    return heads[-1] if heads else None
 
 
 def _apply_l2sp(model, spec):

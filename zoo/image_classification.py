@@ -1,4 +1,6 @@
-"""`image_classification/*`: pretrained image backbones fine-tuned with a softmax head.
+"""`image_classification/*`: pretrained image backbones fine-tuned with a logits head.
+
+The head is a `ClassificationHead` without activation; the softmax is in the loss.
 
 Every `keras.applications` family the zoo supports, plus the KerasHub image
 presets that load by name. The recipe trains the head on the frozen backbone,

@@ -1,4 +1,6 @@
-"""`text_classification/*`: KerasHub BERT-family encoders with a softmax head.
+"""`text_classification/*`: KerasHub BERT-family encoders with a logits head.
+
+The head is a `ClassificationHead` without activation; the softmax is in the loss.
 
 The models take raw strings: the KerasHub preprocessor (tokenizer + packer)
 runs inside the task. `text_classification/minilm_l6` is the MiniLM-L6 preset

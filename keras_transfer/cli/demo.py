@@ -166,12 +166,13 @@ def _say(message):
 
 
 def _few_labels(x, y, per_class, seed):
-    rng = np.random.RandomState(seed)
-    index = np.concatenate(
-        [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in range(NUM_CLASSES)]
+    """`per_class` labelled examples of every class, drawn stratified by `seed`."""
+    from sklearn.model_selection import train_test_split
+
+    x, _, y, _ = train_test_split(
+        x, y, train_size=per_class * NUM_CLASSES, stratify=y, random_state=seed
     )
-    index = rng.permutation(index)
-    return x[index], y[index]
+    return x, y
 
 
 def _classifier(features, input_shape, name):

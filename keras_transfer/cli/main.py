@@ -35,7 +35,15 @@ def main(argv=None):
     try:
         _set_backend(args.backend)
         with _warnings_as_lines(args.command):
-            return args.run(args) or 0
+            code = args.run(args) or 0
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader closed the pipe (`keras-transfer list | head -1`): stop
+        # quietly. Python flushes stdout again at exit, so point it at
+        # devnull (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, ImportError, OSError) as error:
         print(f"keras-transfer {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -117,12 +125,22 @@ def _parser():
         help="Checked against the dataset; default: read from it.",
     )
     fit.add_argument(
-        "--train-split", default="train", help="Split to train on (default: train)."
+        "--train-split",
+        help="Split to train on (default: 'train'; a 'folder:' without split "
+        "sub-folders: the folder itself).",
     )
     fit.add_argument(
         "--test-split",
-        default="test",
-        help="Split scored once after training, never used for validation (default: test).",
+        help="Split scored once after training, never used for validation "
+        "(default: 'test', else --test-fraction of the training data, carved "
+        "stratified by class).",
+    )
+    fit.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="Fraction of the training data held out as the test split when "
+        "the dataset has no 'test' split (default: 0.2).",
     )
     fit.add_argument(
         "--val-fraction",
@@ -168,7 +186,11 @@ def _parser():
     evaluate = commands.add_parser("evaluate", help="Evaluate a saved model on a dataset.")
     evaluate.add_argument("model", help="A .keras file or a `fit` output folder.")
     _data_arguments(evaluate)
-    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument(
+        "--split",
+        help="Split to evaluate (default: the test split the run in MODEL "
+        "held out of --data, else 'test').",
+    )
     evaluate.set_defaults(run=_evaluate)
 
     predict = commands.add_parser("predict", help="Classify image files with a saved model.")
@@ -266,6 +288,9 @@ def _info(args):
                 f"{f.name}={getattr(value, f.name)!r}" for f in dataclasses.fields(value)
             )
         print(f"{field.name:>15}: {value}")
+    activation = spec.head.get("activation")
+    output = "logits" if activation is None else f"{activation} probabilities"
+    print(f"{'output':>15}: {output} (ClassificationHead, activation={activation})")
     missing = registry.missing_requirements(spec)
     print(f"{'installed':>15}: {'yes' if not missing else 'no, needs ' + ', '.join(missing)}")
     return 0
@@ -280,33 +305,43 @@ def _fit(args):
     from keras_transfer.cli.runs import Run
 
     spec = zoo.get_task(args.task)
-    _check_task_input(spec, datasets.describe(args.data, args.train_split))
     plan = splits.plan_splits(
-        args.data, args.train_split, args.test_split, args.val_fraction, args.seed
+        args.data, args.train_split, args.test_split, args.val_fraction, args.seed,
+        args.test_fraction,
     )
+    described = datasets.describe(args.data, plan.train)
+    _check_task_input(spec, described)
+    _check_num_classes_flag(args.num_classes, described)
     cache = _feature_cache(spec, args)
     callbacks = zoo.recipe(args.task, epochs=args.epochs)  # Checks the run length.
-    image_size = args.image_size or spec.input_shape[0]
-    channels = spec.input_shape[-1]
+    form = _data_form(spec, args.image_size or spec.input_shape[0])
     # A cache holds one view of each image, read in a fixed order.
-    fixed = {"augment": False, "shuffle": False} if cache is not None else {}
+    sampling = (
+        {"augment": False, "shuffle": False}
+        if cache is not None
+        else {"augment": None if _is_text(spec) else True, "shuffle": True}
+    )
     train, info = _load_data(
-        args, plan.train, image_size, args.num_classes, channels,
-        indices=plan.train_indices, **fixed
+        args, plan.train, indices=plan.train_indices, **sampling, **form,
     )
     validation, validation_info = _load_data(
-        args, plan.validation, image_size, info.num_classes, channels,
-        indices=plan.validation_indices, augment=False, shuffle=False,
+        args, plan.validation, num_classes=info.num_classes,
+        indices=plan.validation_indices, augment=False, shuffle=False, **form,
     )
     validation_info.check(class_names=info.class_names)
-    test, test_info = _load_data(args, plan.test, image_size, info.num_classes, channels)
+    test, test_info = _load_data(
+        args, plan.test, num_classes=info.num_classes,
+        indices=plan.test_indices, augment=False, shuffle=False, **form,
+    )
     test_info.check(class_names=info.class_names)
+    keras.utils.set_random_seed(args.seed)
+    model = _build_model(args, spec, info)  # Before the run folder: it may download.
     run = Run.start(
         args.out, _run_settings(args), overwrite=args.overwrite, resume=args.resume
     )
     try:
         if not run.finished:
-            _train(args, spec, run, plan, (train, validation, test, info), callbacks, cache)
+            _train(args, model, run, plan, (train, validation, test, info), callbacks, cache)
     except Exception as error:
         # A run that failed (not one that was killed or interrupted) is not
         # resumable unless it has committed epochs to continue from.
@@ -334,14 +369,62 @@ def _run_settings(args):
             name: getattr(args, name)
             for name in (
                 "task", "data", "epochs", "weights", "num_classes", "train_split",
-                "test_split", "val_fraction", "batch_size", "image_size",
+                "test_split", "val_fraction", "test_fraction", "batch_size", "image_size",
                 "skip_bad_images", "seed", "cache", "no_cache", "precision",
             )
         },
     }
 
 
-def _train(args, spec, run, plan, data, callbacks, cache):
+def _check_num_classes_flag(num_classes, info):
+    if num_classes is not None and num_classes != info.num_classes:
+        raise ValueError(
+            f"Dataset {info.name!r} has {info.num_classes} classes "
+            f"({', '.join(info.class_names[:10])}{', ...' if info.num_classes > 10 else ''}) "
+            f"but --num-classes is {num_classes}: pass --num-classes "
+            f"{info.num_classes}, or leave it out to read it from the data."
+        )
+
+
+def _build_model(args, spec, info):
+    """The task's model for the data, carrying its class names.
+
+    A failed download of pretrained weights becomes one line naming the
+    flags that run without them.
+    """
+    from keras_transfer import zoo
+
+    import keras
+
+    weights = None if args.weights.lower() == "none" else args.weights
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISION_POLICIES[args.precision])
+    try:
+        return zoo.build(
+            args.task,
+            info.num_classes,
+            weights=weights,
+            input_shape=None if spec.preset_fixes_inputs else info.image_shape,
+            class_names=info.class_names,
+        )
+    except Exception as error:
+        # keras.utils.get_file raises a bare `Exception("URL fetch failure
+        # on ...")`; KerasHub/kagglehub raise their own connection errors.
+        text = f"{type(error).__name__}: {error}"
+        offline = ("URL fetch failure", "ConnectionError", "Failed to resolve", "urlopen error")
+        if weights is None or not any(marker in text for marker in offline):
+            raise
+        raise ValueError(
+            f"Could not download the pretrained weights of {args.task!r} "
+            f"(--weights {args.weights}; {text.splitlines()[0][:200]}). Offline, "
+            "pass --weights none (random initialisation) or --weights PATH "
+            "(a local weights file)."
+        ) from error
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def _train(args, model, run, plan, data, callbacks, cache):
     """Trains, scores the test split once, saves and exports into `run`.
 
     `plan` is the `SplitPlan`, `data` is `(train, validation, test, info)`,
@@ -350,26 +433,12 @@ def _train(args, spec, run, plan, data, callbacks, cache):
     import keras
 
     from keras_transfer import datasets
-    from keras_transfer import zoo
     from keras_transfer._atomic import atomic_path
     from keras_transfer._atomic import write_json
     from keras_transfer.cli import reports
     from keras_transfer.cli import scoring
 
     train, validation, test, info = data
-    keras.utils.set_random_seed(args.seed)
-    weights = None if args.weights.lower() == "none" else args.weights
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(PRECISION_POLICIES[args.precision])
-    try:
-        model = zoo.build(
-            args.task,
-            info.num_classes,
-            weights=weights,
-            input_shape=None if spec.preset_fixes_inputs else info.image_shape,
-        )
-    finally:
-        keras.config.set_dtype_policy(policy)
     if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
         callbacks.append(keras.callbacks.TerminateOnNaN())
     commit = run.checkpoint_callbacks(callbacks)
@@ -426,12 +495,20 @@ def _train(args, spec, run, plan, data, callbacks, cache):
         run.file("confusion_matrix.png"),
         test_metrics["confusion_matrix"],
         info.class_names,
-        f"{args.task} on {args.data} split {plan.test!r} (evaluated once)",
+        f"{args.task} on {args.data} {_split_words(plan)} (evaluated once)",
     )
     print(
-        f"test split {plan.test!r} ({test_metrics['examples']} examples, evaluated once): "
+        f"test: {_split_words(plan)} ({test_metrics['examples']} examples, evaluated once): "
         f"accuracy {test_metrics['accuracy']:.4f}, macro-F1 {test_metrics['macro_f1']:.4f}"
     )
+
+
+def _split_words(plan):
+    """The test split of `plan`, in words."""
+    if plan.test_indices is None:
+        return f"split {plan.test!r}"
+    source = "the data" if plan.test is None else f"split {plan.test!r}"
+    return f"{plan.test_fraction:g} of {source}, held out"
 
 
 class _Diverged(ValueError):
@@ -478,15 +555,55 @@ def _naming_data_errors(args, *splits):
 
 
 def _evaluate(args):
+    from keras_transfer import zoo
+    from keras_transfer.cli import runs
+
     model, class_names = _load_model(args.model)
-    data, info = _load_data(args, args.split, _model_image_size(model, args.image_size))
+    split, indices, words = _evaluation_split(args)
+    settings = runs.finished_settings(args.model) if os.path.isdir(args.model) else None
+    if len(model.inputs[0].shape) != 4 and settings is not None:
+        form = _data_form(zoo.get_task(settings["task"]), None)  # A text task.
+    else:
+        form = {"image_size": _model_image_size(model, args.image_size)}
+    data, info = _load_data(
+        args, split, indices=indices, augment=False, shuffle=False, **form
+    )
     _check_model_classes(model, info.num_classes, f"dataset {info.name!r}")
     if class_names is not None:
         info.check(class_names=class_names)
-    with _naming_data_errors(args, args.split):
+    with _naming_data_errors(args, split):
         metrics = model.evaluate(data, return_dict=True)
-    print(metrics)
+    print(f"{args.data} {words} ({info.num_examples} examples): {metrics}")
     return 0
+
+
+def _evaluation_split(args):
+    """`(split, indices, words)` that `evaluate` scores.
+
+    Without `--split`, a run folder trained on `--data` is scored on the
+    test split it held out (recomputed from its recorded seed and
+    fractions), else the dataset's `"test"` split.
+    """
+    from keras_transfer.cli import runs
+    from keras_transfer.cli import splits
+
+    if args.split is not None:
+        splits.check_split(args.data, args.split, "--split")
+        return args.split, None, f"split {args.split!r}"
+    settings = runs.finished_settings(args.model) if os.path.isdir(args.model) else None
+    if settings is not None and settings["data"] == args.data:
+        plan = splits.plan_splits(
+            args.data, settings["train_split"], settings["test_split"],
+            settings["val_fraction"], settings["seed"], settings.get("test_fraction", 0.2),
+        )
+        return plan.test, plan.test_indices, f"test: {_split_words(plan)} by the run"
+    if not splits.has_split(args.data, "test"):
+        raise ValueError(
+            f"Dataset {args.data!r} has no 'test' split. Pass --split NAME, or "
+            "as MODEL the `fit` output folder of a run on the same --data (then "
+            "the test images that run held out are scored)."
+        )
+    return "test", None, "split 'test'"
 
 
 def _predict(args):
@@ -520,14 +637,18 @@ def _predict(args):
     for path, row in zip(args.inputs, probabilities):
         top = np.argsort(row)[::-1][: args.top]
         ranked = ", ".join(
-            f"class {i}{f' ({class_names[i]})' if class_names else ''}: {row[i]:.3f}"
-            for i in top
+            f"{class_names[i] if class_names else f'class {i}'}: {row[i]:.3f}" for i in top
         )
         print(f"{path}: {ranked}")
     return 0
 
 
 def _export(args):
+    if os.path.lexists(args.out) and not args.overwrite:
+        raise ValueError(
+            f"{args.out!r} already exists. Pass --overwrite to replace it (only "
+            "once the new export passed its check), or choose another --out."
+        )
     model, _ = _load_model(args.model)
     path = _export_model(model, args.out, overwrite=args.overwrite)
     print(f"exported and verified: {path}")
@@ -564,18 +685,17 @@ def _backend():
 
 
 def _load_model(path):
-    """`(model, class names or None)` of a `.keras` file or a `fit` run folder."""
-    import json
+    """`(model, class names or None)` of a `.keras` file or a `fit` run folder.
+
+    The class names are those the model's `ClassificationHead` keeps.
+    """
     import zipfile
 
     import keras
 
-    class_names = None
+    from keras_transfer.heads import find_head
+
     if os.path.isdir(path):
-        metrics = os.path.join(path, METRICS_FILE)
-        if os.path.isfile(metrics):
-            with open(metrics) as f:
-                class_names = json.load(f).get("class_names")
         path = os.path.join(path, MODEL_FILE)
     if not os.path.isfile(path):
         raise FileNotFoundError(
@@ -588,12 +708,14 @@ def _load_model(path):
             "another format)."
         )
     try:
-        return keras.saving.load_model(path), class_names
+        model = keras.saving.load_model(path)
     except (OSError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise ValueError(
             f"Cannot read the saved model {path!r}: it is truncated or corrupt "
             f"({type(error).__name__}: {error})."
         ) from error
+    head = find_head(model)
+    return model, None if head is None else head.class_names
 
 
 def _model_image_size(model, requested):
@@ -601,8 +723,9 @@ def _model_image_size(model, requested):
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4:
         raise ValueError(
-            "This command needs an image model (inputs of rank 4). Received a "
-            f"model with input shape {shape}."
+            "This command needs an image model (inputs of rank 4), or the "
+            "`fit` output folder of a text task. Received a model with input "
+            f"shape {shape}."
         )
     if shape[1] is None:
         if requested is None:
@@ -629,18 +752,17 @@ def _check_model_classes(model, num_classes, what):
         )
 
 
-def _load_data(args, split, image_size, num_classes=None, channels=None, **options):
+def _load_data(args, split, num_classes=None, **options):
     """`(tf.data.Dataset, DatasetInfo)` of `--data`, checked against a task.
 
-    `options` go to `keras_transfer.datasets.load` (`indices`, `augment`, ...).
+    `options` go to `keras_transfer.datasets.load` (`indices`, `augment`,
+    `channels`, `token_ids`, ...).
     """
     from keras_transfer import datasets
 
     return datasets.load(
         args.data,
         split=split,
-        image_size=image_size,
-        channels=channels,
         batch_size=args.batch_size,
         num_classes=num_classes,
         seed=getattr(args, "seed", 0),
@@ -673,7 +795,36 @@ def _feature_cache(spec, args):
     return args.cache or ""
 
 
+def _data_form(spec, image_size):
+    """The `datasets.load` arguments that shape data for task `spec`'s model.
+
+    Images: `image_size` and the task's channels. Text: raw strings for
+    KerasHub tasks (their preprocessor tokenizes), hashed word ids for the
+    tasks that take ids (`test/tiny_text`).
+    """
+    if not _is_text(spec):
+        return {"image_size": image_size, "channels": spec.input_shape[-1]}
+    if spec.preset_fixes_inputs:
+        return {"image_size": None}
+    ids = (spec.task_kwargs["vocabulary_size"], spec.input_shape[0])
+    return {"image_size": None, "token_ids": ids}
+
+
+def _is_text(spec):
+    """Whether a task takes text (token ids or strings), not images."""
+    return len(spec.input_shape) == 1
+
+
 def _check_task_input(spec, info):
+    text_data = info.image_shape == ()
+    if _is_text(spec) or text_data:
+        kinds = {True: "text", False: "images"}
+        if _is_text(spec) != text_data:
+            raise ValueError(
+                f"Task {spec.name!r} takes {kinds[_is_text(spec)]} but dataset "
+                f"{info.name!r} holds {kinds[text_data]}."
+            )
+        return
     task_shape = tuple(spec.input_shape)
     if len(task_shape) != len(info.image_shape):
         raise ValueError(

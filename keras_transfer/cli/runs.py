@@ -185,6 +185,14 @@ def _read_settings(folder):
         return json.load(f)
 
 
+def finished_settings(folder):
+    """The settings of the finished run in `folder`, or `None` if it holds none."""
+    if not os.path.isfile(os.path.join(folder, SETTINGS)):
+        return None
+    saved = _read_settings(folder)
+    return saved["settings"] if saved.get("finished") else None
+
+
 def _swapped_out(staging, out):
     """Whether `staging` is a finished run older than the one in `out`."""
     if not os.path.isfile(os.path.join(out, SETTINGS)):

@@ -43,8 +43,6 @@ _STREAMS = {
     "digits-sensor": (5,),
 }
 _SPLITS = ("train", "test")
-# Fraction of every class in (source-train, source-test, target-train, target-test).
-_SPLIT_FRACTIONS = (0.4, 0.1, 0.4, 0.1)
 _SPLIT_SEED = 20160101  # Fixed: the domain and train/test split never depend on `seed`.
 
 
@@ -145,16 +143,23 @@ def _photos():
 
 
 def _split_indices(labels):
-    """Split indices per class into the four disjoint parts, deterministically."""
-    rng = np.random.RandomState(_SPLIT_SEED)
-    bounds = np.cumsum(_SPLIT_FRACTIONS)[:-1]
-    parts = [[] for _ in _SPLIT_FRACTIONS]
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        cuts = np.rint(bounds * len(members)).astype(int)
-        for part, chunk in zip(parts, np.split(members, cuts)):
-            part.append(chunk)
-    return [np.sort(np.concatenate(part)) for part in parts]
+    """The four disjoint parts, each stratified by class, deterministically.
+
+    scikit-learn's `train_test_split(stratify=)` halves the digits into the
+    source and target domains, then splits each into train and test.
+    """
+    train_test_split = _require("sklearn.model_selection").train_test_split
+    positions = np.arange(len(labels))
+    source, target = train_test_split(
+        positions, test_size=0.5, stratify=labels, random_state=_SPLIT_SEED
+    )
+    parts = []
+    for domain in (source, target):
+        train, test = train_test_split(
+            domain, test_size=0.2, stratify=labels[domain], random_state=_SPLIT_SEED
+        )
+        parts += [train, test]
+    return [np.sort(part) for part in parts]
 
 
 def _upscale(images, size):

@@ -1,10 +1,14 @@
-"""tf.data input pipelines for image classification, on every Keras backend.
+"""tf.data input pipelines for image and text classification, on every Keras backend.
 
 A dataset is named by a *spec*:
 
-- `"tfds:<name>"`: a TensorFlow Datasets dataset, e.g. `"tfds:cifar10"`.
+- `"tfds:<name>"`: a TensorFlow Datasets dataset, e.g. `"tfds:cifar10"`, or
+  a text one such as `"tfds:imdb_reviews"`.
 - `"folder:<path>"`: one sub-folder of images per class (`<path>/<split>/`
   when that exists, else `<path>` itself with `split=None`).
+- `"csv:<file>"`: text examples, a CSV file with a header and the columns
+  `text` and `label` (a class name, or an integer class index), read whole
+  with `split=None`.
 - `"digits"` / `"digits-m"`: the offline built-ins of `load_builtin`.
 - `(x, y)`: numpy arrays, images `(N, H, W[, C])` and integer labels `(N,)`.
 
@@ -13,6 +17,7 @@ tf.data feeds `model.fit` on the TensorFlow, JAX and PyTorch backends alike.
 
 import dataclasses
 import difflib
+import functools
 import os
 import warnings
 
@@ -30,7 +35,10 @@ _BUILTIN_IMAGE_SIZE = 32
 _IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 # Digits and characters change meaning when mirrored: no flips by default.
 _NO_FLIP = {*list_builtins(), "tfds:mnist", "tfds:svhn_cropped", "tfds:emnist", "tfds:kmnist", "tfds:usps"}
-_SPEC_FORMS = '"tfds:<name>", "folder:<path>", (x, y) numpy arrays, or a built-in ' + str(list_builtins())
+_SPEC_FORMS = (
+    '"tfds:<name>", "folder:<path>", "csv:<file>", (x, y) numpy arrays, or a built-in '
+    + str(list_builtins())
+)
 
 
 def describe(spec, split="train", *, data_dir=None):
@@ -57,6 +65,9 @@ def describe(spec, split="train", *, data_dir=None):
         return _describe_tfds(value, split, data_dir)
     if kind == "folder":
         return _describe_folder(value, split)
+    if kind == "csv":
+        texts, label_array, class_names = _read_csv(value, split)
+        return DatasetInfo(f"csv:{value}", len(class_names), class_names, (), len(texts))
     if kind == "builtin":
         _, y = load_builtin(value, split, image_size=8)
         shape = (_BUILTIN_IMAGE_SIZE, _BUILTIN_IMAGE_SIZE, 3)
@@ -105,6 +116,8 @@ def labels(spec, split="train", *, data_dir=None):
         return np.array([label for _, label in tfds.as_numpy(dataset)], dtype="int64")
     if kind == "folder":
         return np.array([label for _, label in _folder_files(value, split)], dtype="int64")
+    if kind == "csv":
+        return _read_csv(value, split)[1]
     if kind == "builtin":
         return load_builtin(value, split, image_size=8)[1].astype("int64")
     return np.asarray(value[1], dtype="int64")
@@ -126,9 +139,14 @@ def load(
     data_dir=None,
     indices=None,
     skip_bad_images=False,
+    token_ids=None,
     with_info=False,
 ):
     """Build a batched `tf.data.Dataset` of `(images, labels)` for `model.fit`.
+
+    Text datasets (`"csv:<file>"`, text `"tfds:"` datasets; their
+    `DatasetInfo.image_shape` is `()`) yield `(strings, labels)`, or
+    `(token ids, labels)` with `token_ids`; they are never augmented.
 
     Images come out float32 with raw pixel values (0..255), resized to
     `image_size`; zoo models carry their own preprocessing, so an exported
@@ -177,6 +195,12 @@ def load(
             these positions of the split's stored order (the order of
             `keras_transfer.datasets.labels`), e.g. a validation subset
             carved from `"train"`. Defaults to `None` (all examples).
+        token_ids: `None` or `(vocabulary_size, sequence_length)`. Text
+            datasets only: turn each text into `sequence_length` int32 ids,
+            lower-cased words hashed into `[1, vocabulary_size)`
+            (`tf.strings.to_hash_bucket_fast`), padded with 0 or truncated.
+            Defaults to `None` (raw strings, for models that tokenize
+            inside, such as KerasHub tasks).
         skip_bad_images: Boolean. For `"folder:"` datasets: decode every
             image first and leave out the files that cannot be decoded
             (they are listed in a warning). Defaults to `False`: a file that
@@ -235,11 +259,28 @@ def load(
         )
     training = isinstance(split, str) and split.startswith("train")
     shuffle = training if shuffle is None else shuffle
+    text = info.image_shape == ()
+    if text:
+        if augment not in (None, False):
+            raise ValueError(
+                f"Invalid value received for argument `augment`: {info.name!r} "
+                f"is a text dataset, which is not augmented. Expected None or "
+                f"False. Received: augment={augment!r}"
+            )
+        augment = False
+        tokenize = _tokenizer(token_ids)
+    elif token_ids is not None:
+        raise ValueError(
+            f"Invalid value received for argument `token_ids`: {info.name!r} "
+            f"is not a text dataset. Received: token_ids={token_ids!r}"
+        )
     augment = _check_augment(training if augment is None else augment)
 
     source = _read(kind, value, split, size, seed, data_dir, set(skipped), indices)
 
     def prepare(image, label):
+        if text:
+            return tokenize(image), tf.cast(label, "int64")
         image = tf.cast(image, "float32")
         if channels == 3 and image.shape[-1] == 1:
             image = tf.image.grayscale_to_rgb(image)
@@ -280,9 +321,37 @@ def load(
         register_counter(dataset, counter)
     if not with_info:
         return dataset
-    height_width = size or info.image_shape[:2]
-    output_shape = tuple(height_width) + (channels or info.image_shape[-1],)
+    if text:
+        output_shape = () if token_ids is None else (int(token_ids[1]),)
+    else:
+        height_width = size or info.image_shape[:2]
+        output_shape = tuple(height_width) + (channels or info.image_shape[-1],)
     return dataset, dataclasses.replace(info, image_shape=output_shape)
+
+
+def _tokenizer(token_ids):
+    """The text -> int32 ids function of `load(token_ids=...)`, or identity."""
+    import tensorflow as tf
+
+    if token_ids is None:
+        return lambda text: text
+    valid = isinstance(token_ids, (tuple, list)) and len(token_ids) == 2
+    valid = valid and all(isinstance(v, (int, np.integer)) and v >= 1 for v in token_ids)
+    if not valid or token_ids[0] < 2:
+        raise ValueError(
+            "Invalid value received for argument `token_ids`. Expected "
+            "(vocabulary_size >= 2, sequence_length >= 1). "
+            f"Received: token_ids={token_ids!r}"
+        )
+    vocabulary_size, length = (int(v) for v in token_ids)
+
+    def tokenize(text):
+        words = tf.strings.split(tf.strings.lower(text))[:length]
+        ids = tf.strings.to_hash_bucket_fast(words, vocabulary_size - 1) + 1
+        ids = tf.pad(ids, [[0, length - tf.shape(ids)[0]]])
+        return tf.ensure_shape(tf.cast(ids, "int32"), (length,))
+
+    return tokenize
 
 
 def _parse_spec(spec):
@@ -311,7 +380,7 @@ def _parse_spec(spec):
             )
         return "arrays", (x, y)
     if isinstance(spec, str):
-        for prefix in ("tfds", "folder"):
+        for prefix in ("tfds", "folder", "csv"):
             if spec.startswith(prefix + ":") and spec[len(prefix) + 1 :]:
                 return prefix, spec[len(prefix) + 1 :]
         if spec in list_builtins():
@@ -490,6 +559,12 @@ def _read(kind, value, split, size, seed, data_dir, skip, indices=None):
             return image, label
 
         return (tf.constant(paths, tf.string), tf.constant(labels, tf.int64)), decode
+    if kind == "csv":
+        texts, label_array, _ = _read_csv(value, split)
+        if indices is not None:
+            texts, label_array = texts[indices], label_array[indices]
+        table = (tf.constant(texts, tf.string), tf.constant(label_array, tf.int64))
+        return table, lambda text, label: (text, label)
     if kind == "builtin":
         # Rendered square; `prepare` resizes to a non-square `image_size`.
         value = load_builtin(value, split, image_size=max(size) if size else _BUILTIN_IMAGE_SIZE, seed=seed)
@@ -499,6 +574,58 @@ def _read(kind, value, split, size, seed, data_dir, skip, indices=None):
     if x.ndim == 3:
         x = x[..., None]
     return (tf.constant(x), tf.constant(y)), lambda image, label: (image, label)
+
+
+def _read_csv(path, split):
+    """`(texts, labels, class_names)` of a `"csv:"` file (numpy arrays, a tuple)."""
+    if split is not None:
+        raise ValueError(
+            "Invalid value received for argument `split`: a 'csv:' file has no "
+            f"splits; it is read whole with split=None. Received: split={split!r}"
+        )
+    if not os.path.isfile(path):
+        raise ValueError(
+            "Invalid value received for argument `spec`: no such file. "
+            f"Received: spec='csv:{path}'"
+        )
+    return _parse_csv(os.path.abspath(path), os.stat(path).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_csv(path, modified):
+    """Reads a `text,label` CSV once per version (`modified`) of the file."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not {"text", "label"} <= set(reader.fieldnames or ()):
+            raise ValueError(
+                f"CSV file {path!r} must have a header with the columns 'text' "
+                f"and 'label'. Received: columns {reader.fieldnames}"
+            )
+        rows = [(row["text"], (row["label"] or "").strip()) for row in reader]
+    if not rows:
+        raise ValueError(f"CSV file {path!r} has no examples (only a header).")
+    texts = np.array([text or "" for text, _ in rows], dtype=object)
+    raw = [label for _, label in rows]
+    if all(label.lstrip("-").isdigit() for label in raw):
+        label_array = np.array([int(label) for label in raw], dtype="int64")
+        bad = np.flatnonzero(label_array < 0)
+        if bad.size:
+            raise ValueError(
+                f"CSV file {path!r}, row {bad[0] + 2}: integer labels must be "
+                f"class indices >= 0. Received: label={label_array[bad[0]]}"
+            )
+        class_names = tuple(str(i) for i in range(int(label_array.max()) + 1))
+    else:
+        if "" in raw:
+            raise ValueError(
+                f"CSV file {path!r}, row {raw.index('') + 2}: empty label."
+            )
+        class_names = tuple(sorted(set(raw)))
+        index = {name: i for i, name in enumerate(class_names)}
+        label_array = np.array([index[label] for label in raw], dtype="int64")
+    return texts, label_array, class_names
 
 
 def _folder_classes(root):
