@@ -2,6 +2,10 @@
 
     KERAS_BACKEND=torch python examples/callbacks_in_your_script.py
 
+Expected result: as written (random weights, `weights=None`) the frozen
+features carry no signal: test accuracy stays at chance, 0.10 measured on
+TensorFlow (loss ln 10); with `weights="imagenet"` the head learns.
+
 Smoke mode (offline, seconds: 64 training images, 3 epochs):
 
     python examples/callbacks_in_your_script.py --smoke
