@@ -4,7 +4,8 @@
 
 Expected result: as written (random weights, `weights=None`) the frozen
 features carry no signal: test accuracy stays at chance, 0.10 measured on
-TensorFlow (loss ln 10); with `weights="imagenet"` the head learns.
+TensorFlow (loss ln 10). Real use needs `weights="imagenet"` (not measured
+here: no download).
 
 Smoke mode (offline, seconds: 64 training images, 3 epochs):
 
