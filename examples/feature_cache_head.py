@@ -1,6 +1,6 @@
 """Feature extraction: cache frozen ResNet50 features once, train an MLP head on them, attach and export.
 
-Needs `keras_transfer.features` (the feature-cache branch).
+Needs `keras_transfer/features.py` (the feature-cache branch).
 
 Full mode (downloads ImageNet weights and tf_flowers, ~220 MB):
 

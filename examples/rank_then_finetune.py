@@ -1,6 +1,6 @@
 """Pick a backbone with LogME before training, then fine-tune the winner.
 
-Needs `keras_transfer.ranking` (the feature-cache branch).
+Needs `keras_transfer/ranking.py` (the feature-cache branch).
 
 Full mode (downloads four ImageNet backbones and tf_flowers, ~350 MB):
 

@@ -4,8 +4,8 @@ Each example states in its header docstring the exact full-mode command
 (`python examples/X.py`), its expected result, and the `--smoke` command;
 its `--smoke` mode runs end to end offline in seconds (tiny sizes, random
 weights or the local MiniLM preset, mock tfds data or the built-in digits).
-An example whose header says `Needs `keras_transfer.x`` is skipped, with
-that reason, where the module does not exist (an API not merged yet).
+An example whose header says ``Needs `keras_transfer/x.py` `` is skipped,
+with that reason, where that module does not exist (an API not merged yet).
 The smoke run uses this test's Keras backend; the time each one took is
 printed at the end of the test run.
 """
@@ -28,9 +28,10 @@ EXAMPLES = sorted(path for path in EXAMPLES_DIR.glob("*.py") if not path.name.st
 
 
 def required_modules(path):
-    """Modules the header of `path` names on a line `Needs `module`` (not yet merged APIs)."""
+    """Modules the header of `path` names on a line ``Needs `keras_transfer/x.py` ``."""
     header = ast.get_docstring(ast.parse(path.read_text())) or ""
-    return re.findall(r"^Needs `([\w.]+)`", header, flags=re.MULTILINE)
+    files = re.findall(r"^Needs `([\w/]+)\.py`", header, flags=re.MULTILINE)
+    return [name.replace("/", ".") for name in files]
 
 
 def header_problems(path):
