@@ -34,6 +34,17 @@ def required_modules(path):
     return [name.replace("/", ".") for name in files]
 
 
+# Failures the examples found in the library, expected until fixed (strict: a fix
+# turns them into errors here, so this list is cleaned up).
+KNOWN_FAILURES = {
+    ("torch", name): (
+        "keras_transfer.export on torch: the TensorFlow subprocess cannot load the "
+        "compiled zoo model ('Could not locate class SparseF1Score')"
+    )
+    for name in ("export_and_serve", "zoo_fit_export")
+}
+
+
 def header_problems(path):
     """What the example at `path` lacks: a list of messages, empty when it is complete."""
     source = path.read_text()
@@ -109,10 +120,13 @@ def test_header_check_catches_a_missing_smoke_flag_and_command(tmp_path):
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
-def test_example_smoke_runs(path, tmp_path, smoke_times):
+def test_example_smoke_runs(path, tmp_path, smoke_times, request):
     missing = [name for name in required_modules(path) if importlib.util.find_spec(name) is None]
     if missing:
         pytest.skip(f"examples/{path.name} needs {missing}, which this checkout lacks")
+    known = KNOWN_FAILURES.get((keras.backend.backend(), path.stem))
+    if known:
+        request.applymarker(pytest.mark.xfail(reason=known, strict=True))
     # Run where it cannot litter the checkout: examples write e.g. runs/... .
     env = {**os.environ, "KERAS_BACKEND": keras.backend.backend()}
     start = time.perf_counter()
