@@ -2,10 +2,20 @@
 
     KERAS_BACKEND=jax python examples/zoo_fit_export.py
 
+Expected result: test accuracy about 0.2 after 3 epochs of the tiny CNN
+(0.22 measured on TensorFlow, 21 s on 2 shared CPU cores), then
+`exported tf_saved_model ... max |diff|` below 1e-4.
+
+Smoke mode (offline, seconds: 1 epoch):
+
+    python examples/zoo_fit_export.py --smoke
+
 Uses the offline "digits" data and the tiny test task so it runs in a minute
 on a laptop CPU; swap in e.g. "image_classification/efficientnetb0" and
 "tfds:tf_flowers" (pretrained weights and data download) for real work.
 """
+
+import argparse
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -14,8 +24,11 @@ import keras_transfer
 from keras_transfer import datasets
 from keras_transfer import zoo
 
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--smoke", action="store_true", help="tiny offline run (seconds)")
+
 TASK = "test/tiny_cnn"
-EPOCHS = 3
+EPOCHS = 1 if parser.parse_args().smoke else 3
 
 # Validation: a stratified 10% of the training split; the test split is
 # evaluated once, at the end.
