@@ -45,6 +45,11 @@ SERIALIZABLE = {
     "keras_transfer>LinearWarmup": "keras_transfer.schedules.linear_warmup",
     "keras_transfer>MMDLoss": "keras_transfer.losses.mmd",
     "keras_transfer>OneCycle": "keras_transfer.schedules.one_cycle",
+    "keras_transfer>SparseCategoricalCrossentropy": (
+        "keras_transfer.losses.sparse_categorical_crossentropy"
+    ),
+    "keras_transfer>SparseF1Score": "keras_transfer.metrics.sparse_f1_score",
+    "keras_transfer>StepOffset": "keras_transfer.schedules.step_offset",
     "keras_transfer>TextClassifier": "keras_transfer.models.text_classifier",
     "keras_transfer>coral_loss": "keras_transfer.losses.coral",
     "keras_transfer>mmd_loss": "keras_transfer.losses.mmd",
