@@ -102,9 +102,15 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     head_epochs = config["few_label_epochs"] // 3
     freezing.freeze(features)
     _compile(model, 3e-3)
+    print(f"-- stage 1 (epochs 1-{head_epochs}): head only, backbone frozen, learning rate 3e-3")
     head = model.fit(*few, epochs=head_epochs, validation_data=target_test, **few_options)
     freezing.unfreeze(features)  # BatchNormalization stays frozen (inference mode).
     _compile(model, 1e-3)
+    print(
+        f"-- stage 2 (epochs {head_epochs + 1}-{config['few_label_epochs']}): backbone "
+        "unfrozen (BatchNormalization stays frozen), learning rate 1e-3",
+        flush=True,
+    )
     tune = model.fit(
         *few, epochs=config["few_label_epochs"], initial_epoch=head_epochs,
         validation_data=target_test, **few_options,
@@ -149,8 +155,9 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     write_json(os.path.join(out, "metrics.json"), metrics)
     reports.plot_curves(
         os.path.join(out, "curves.png"),
-        {k: h for k, h in histories.items() if k not in ("DANN", "CORAL")},
-        "digits -> digits-m (val = target test)",
+        histories,
+        "digits -> digits-m (val = target test; DANN/CORAL: label loss on source)",
+        markers=[(head_epochs, "transfer: backbone unfrozen")],
     )
     table = _table(results, f1_scores, best, len(few[0]))
     with atomic_path(os.path.join(out, "report.md")) as path, open(path, "w") as f:

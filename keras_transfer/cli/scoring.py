@@ -32,10 +32,7 @@ def score_once(model, dataset, num_classes):
         scores.append(keras.ops.convert_to_numpy(model.predict_on_batch(np.asarray(images))))
     labels = np.concatenate(labels).astype("int64")
     scores = np.concatenate(scores)
-    if scores.shape[-1] == 1:  # One logit: a binary head.
-        predicted = (scores[:, 0] > 0).astype("int64")
-    else:
-        predicted = np.argmax(scores, axis=-1)
+    predicted = _classes(scores)
     loss = keras.ops.convert_to_numpy(model.loss(labels, scores))
     return {
         "examples": int(len(labels)),
@@ -46,6 +43,32 @@ def score_once(model, dataset, num_classes):
             labels, predicted, labels=np.arange(num_classes)
         ).tolist(),
     }
+
+
+def sample_predictions(model, dataset, count=16):
+    """The first `count` examples of `dataset`, their labels and predicted classes.
+
+    Returns:
+        `(images, labels, predicted)` numpy arrays, for
+        `keras_transfer.cli.reports.plot_predictions`.
+    """
+    images, labels = [], []
+    for batch_images, batch_labels in dataset:
+        images.append(np.asarray(batch_images))
+        labels.append(np.asarray(batch_labels))
+        if sum(len(i) for i in images) >= count:
+            break
+    images = np.concatenate(images)[:count]
+    labels = np.concatenate(labels)[:count].astype("int64")
+    scores = keras.ops.convert_to_numpy(model.predict_on_batch(images))
+    return images, labels, _classes(scores)
+
+
+def _classes(scores):
+    """Predicted classes of logits `(n, classes)`, or of one binary logit `(n, 1)`."""
+    if scores.shape[-1] == 1:
+        return (scores[:, 0] > 0).astype("int64")
+    return np.argmax(scores, axis=-1)
 
 
 def plot_confusion_matrix(path, matrix, class_names, title):
