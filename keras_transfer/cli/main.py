@@ -500,7 +500,9 @@ def _train(args, spec, run, plan, data, callbacks):
         f"test split {plan.test!r} ({test_metrics['examples']} examples, evaluated once): "
         f"accuracy {test_metrics['accuracy']:.4f}, macro-F1 {test_metrics['macro_f1']:.4f}"
     )
-    _write_fit_report(run, args, plan, history, validation_metrics, test_metrics, best)
+    _write_fit_report(
+        run, args, plan, history, validation_metrics, test_metrics, best, bool(stages)
+    )
 
 
 def _best_epoch(history, callbacks):
@@ -517,7 +519,9 @@ def _best_epoch(history, callbacks):
     return None
 
 
-def _write_fit_report(run, args, plan, history, validation_metrics, test_metrics, best):
+def _write_fit_report(
+    run, args, plan, history, validation_metrics, test_metrics, best, staged
+):
     """`report.html`: the numbers (with the split each comes from) and the plots."""
     from keras_transfer.cli.report_html import write_report
 
@@ -554,7 +558,10 @@ def _write_fit_report(run, args, plan, history, validation_metrics, test_metrics
         [
             ("Scores", rows),
             ("Run", run_table),
-            ("Curves (dotted lines: unfreezing stages)", run.file("curves.png")),
+            (
+                "Curves" + (" (dotted lines: unfreezing stages)" if staged else ""),
+                run.file("curves.png"),
+            ),
             (f"Confusion matrix, test split {plan.test!r}", run.file("confusion_matrix.png")),
             ("Test predictions: predicted (true), mistakes in red", run.file("predictions.png")),
         ],
