@@ -43,9 +43,11 @@ class AdaptationModel(keras.Model):
         No discriminator, no gradient reversal: an ordinary classifier for
         evaluation and export.
         """
-        return keras.Model(
-            self.inputs, self.output["label"], name=f"{self.name}_classifier"
-        )
+        # One input as a tensor, not a one-element list: called on one array
+        # (as `predict` and export do), a list input makes Keras warn that
+        # the structure of `inputs` does not match.
+        inputs = self.inputs[0] if len(self.inputs) == 1 else self.inputs
+        return keras.Model(inputs, self.output["label"], name=f"{self.name}_classifier")
 
 
 def default_discriminator(units=(1024, 1024), dropout=0.5, name="discriminator"):
