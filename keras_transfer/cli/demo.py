@@ -50,6 +50,17 @@ QUICK = dict(
     few_label_epochs=10, adapt_epochs=4, batch_size=64, few_label_batch_size=16,
 )
 
+# Measured with seed 0 on 2 shared CPU cores (docs/cli.md has the tables);
+# 179 target test images, so +-0.05 between backends and seeds is noise.
+EXPECTED = {
+    "full": "source test ~0.92-0.93; target test: source-only ~0.16-0.24, scratch "
+    "~0.26-0.32, transfer ~0.32-0.41, DANN ~0.32-0.40, CORAL ~0.32-0.44 "
+    "(tensorflow and jax): the source model and the adapted ones above source-only, "
+    "transfer above scratch by ~0.05-0.10.",
+    "quick": "source test ~0.93; target test ~0.35-0.43 for every method (tensorflow): "
+    "too short to separate them, run without --quick for the comparison.",
+}
+
 
 def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     """Run the demo and write its report. Returns the metrics dict.
@@ -169,6 +180,13 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     with atomic_path(os.path.join(out, "report.md")) as path, open(path, "w") as f:
         f.write(f"# keras-transfer demo ({keras.backend.backend()})\n\n{table}\n")
     print("\n" + table)
+    print(
+        f"\nreached: source model {results['source-only (source test)']:.3f} on the "
+        f"source test split; on the target, transfer {results['transfer']:.3f} vs "
+        f"scratch {results['scratch']:.3f} with the same {len(few[0])} labels, best "
+        f"without labels {max(results['DANN'], results['CORAL']):.3f}.\n"
+        f"expected: {EXPECTED['quick' if quick else 'full']}"
+    )
     print(f"\nwrote {out}: metrics.json, curves.png, report.md, model.keras, "
           f"{os.path.basename(export_path)} ({metrics['seconds']} s)")
     return metrics
