@@ -8,8 +8,12 @@ inside the same `fit` call, on TensorFlow, JAX and PyTorch.
 
 Offline, a small CNN trained on "digits" for a few seconds stands in for a
 pretrained backbone (`keras.applications.MobileNetV3Small(weights="imagenet")`
-in real use); the script fine-tunes it on 200 labelled "digits-rotated" images.
-EXPECTED below was measured on the jax backend, seed 0.
+in real use); the script fine-tunes it on 200 labelled "digits-rotated" images
+(each digit rotated by 20 to 45 degrees; see `keras_transfer.datasets.load_builtin`).
+
+Expected: test accuracy about 0.65-0.75 (measured 0.704 on jax, seed 0; early
+stopping kept epoch 19 of 20). On "digits-m" (colour photo backgrounds) the same
+script stopped early at 0.14: 200 labels are too few for that domain gap.
 """
 
 import keras
