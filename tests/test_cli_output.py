@@ -1,5 +1,6 @@
 """What `keras-transfer` prints and writes: quiet by default, the events, TensorBoard, report.html."""
 
+import importlib
 import json
 import os
 import shutil
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 
 from keras_transfer.callbacks import StagedUnfreezing
-from keras_transfer.cli import main as cli_main
+
+cli_main = importlib.import_module("keras_transfer.cli.main")  # the module, not the function
 
 BACKEND = keras.backend.backend()
 CHATTER = (
