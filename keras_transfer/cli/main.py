@@ -451,7 +451,7 @@ def _train(args, spec, run, plan, data, callbacks):
         history = commit[-1].history
         _check_finite(history)
         validation_metrics = model.evaluate(validation, return_dict=True, verbose=0)
-        test_metrics = scoring.score_once(model, test, info.num_classes)
+        test_metrics, samples = scoring.score_once(model, test, info.num_classes)
         probe = next(iter(validation))[0][:2].numpy()
     with atomic_path(run.file(MODEL_FILE)) as path:
         model.save(path)
@@ -489,10 +489,7 @@ def _train(args, spec, run, plan, data, callbacks):
         info.class_names,
         f"{args.task} on {args.data} split {plan.test!r} (evaluated once)",
     )
-    images, labels, predicted = scoring.sample_predictions(model, test, count=16)
-    reports.plot_predictions(
-        run.file("predictions.png"), images, labels, predicted, info.class_names
-    )
+    reports.plot_predictions(run.file("predictions.png"), *samples, info.class_names)
     best = _best_epoch(history, callbacks)
     if best is not None:
         print(f"best epoch: {best[0]} ({best[1]} {best[2]:.4f}); the model keeps its weights")
