@@ -13,6 +13,10 @@ Smoke mode (offline, seconds: 1 epoch):
 Uses the offline "digits" data and the tiny test task so it runs in a minute
 on a laptop CPU; swap in e.g. "image_classification/efficientnetb0" and
 "tfds:tf_flowers" (pretrained weights and data download) for real work.
+
+Expected: test accuracy about 0.3-0.45 (measured 0.385, macro-F1 0.363, in one
+run on jax, 10 epochs, unseeded): `test/tiny_cnn` is a randomly initialised smoke-test
+CNN with a constant learning rate; this shows the workflow, not a good model.
 """
 
 import argparse
@@ -28,7 +32,8 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--smoke", action="store_true", help="tiny offline run (seconds)")
 
 TASK = "test/tiny_cnn"
-EPOCHS = 1 if parser.parse_args().smoke else 3
+EXPECTED = "about 0.3-0.45"  # measured, see the header
+EPOCHS = 1 if parser.parse_args().smoke else 10
 
 # Validation: a stratified 10% of the training split; the test split is
 # evaluated once, at the end.
@@ -44,7 +49,9 @@ model = zoo.build(TASK, num_classes=info.num_classes, weights=None,
                   input_shape=info.image_shape)
 model.fit(train, validation_data=val, epochs=EPOCHS,
           callbacks=zoo.recipe(TASK, epochs=EPOCHS))
-print(model.evaluate(test, return_dict=True, verbose=0))  # loss, accuracy, macro_f1
+scores = model.evaluate(test, return_dict=True, verbose=0)  # loss, accuracy, macro_f1
+print(f"reached: test accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f} "
+      f"(expected {EXPECTED})")
 
 path = keras_transfer.exporting.artifact_path("runs/example_export")
 result = keras_transfer.export(model, path, overwrite=True)

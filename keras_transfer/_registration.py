@@ -115,16 +115,26 @@ def register_all():
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
     """Finds `keras` with the other finders and registers once it has run."""
 
+    # A spec can be found without being executed (TensorFlow's import probes
+    # `importlib.util.find_spec("keras")`): this finder stays in place until
+    # a spec it returned is executed.
+    _finding = False
+
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras":
+        if fullname != "keras" or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_then_register(module):
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             exec_module(module)
             register_all()
 

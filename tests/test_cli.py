@@ -71,7 +71,7 @@ def test_fit_writes_every_file_and_refuses_to_overwrite(tmp_path, capsys, monkey
     monkeypatch.undo()
     assert set(os.listdir(out)) == {
         "metrics.json", "curves.png", "confusion_matrix.png", "model.keras", "run.json",
-        "saved_model",
+        "saved_model", "predictions.png", "report.html",
     }
     assert os.listdir(tmp_path) == ["run"]  # No staging or checkpoint leftovers.
     metrics = json.loads((out / "metrics.json").read_text())

@@ -112,8 +112,15 @@ def test_saved_models_load_under_another_backend(saved_models, backend):
 
 @once
 def test_the_table_lists_every_registered_class():
-    for module in set(_registration.SERIALIZABLE.values()):
-        importlib.import_module(module)
+    # Every module of the package, not only those the table lists: a class
+    # registered in a module missing from the table is what this must catch.
+    import pkgutil
+
+    import keras_transfer
+
+    for module in pkgutil.walk_packages(keras_transfer.__path__, "keras_transfer."):
+        if not module.name.endswith(".__main__"):
+            importlib.import_module(module.name)
     registered = {
         name: value
         for name, value in keras.saving.get_custom_objects().items()
@@ -152,3 +159,19 @@ def test_a_registered_function_loads_through_its_loader():
         keras.ops.convert_to_numpy(coral_loss(source, source + 1.0)),
     )
     assert keras_transfer.losses.coral_loss is loader.load()
+
+
+@once
+def test_registered_when_tensorflow_is_imported_before_keras():
+    # TensorFlow's import probes `find_spec("keras")` before Keras is imported
+    # (the CLI's quiet mode imports TensorFlow first).
+    code = (
+        "import keras_transfer, tensorflow, keras\n"
+        "print(keras.saving.get_custom_objects().get('keras_transfer>ClassificationHead'))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "keras_transfer.heads" in result.stdout, result.stdout

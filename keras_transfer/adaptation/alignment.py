@@ -46,9 +46,11 @@ class AdaptationModel(keras.Model):
         `model.classifier.evaluate(x_test, y_test)` works as it comes.
         Each access builds a new `keras.Model` over the same layers.
         """
-        classifier = keras.Model(
-            self.inputs, self.output["label"], name=f"{self.name}_classifier"
-        )
+        # One input as a tensor, not a one-element list: called on one array
+        # (as `predict` and export do), a list input makes Keras warn that
+        # the structure of `inputs` does not match.
+        inputs = self.inputs[0] if len(self.inputs) == 1 else self.inputs
+        classifier = keras.Model(inputs, self.output["label"], name=f"{self.name}_classifier")
         label_loss = self.loss.get("label") if isinstance(self.loss, dict) else None
         classifier.compile(**_label_compile_args(label_loss))
         return classifier

@@ -47,7 +47,9 @@ class StagedUnfreezing(keras.callbacks.Callback):
             `LearningRateSchedule`, restart it at each stage: from the
             stage's first step on it is fed `iterations - iterations_at_stage`.
             Defaults to `False`.
-        verbose: Int. `1` prints a line per stage. Defaults to `0`.
+        verbose: Int. `1` prints a line per stage when it is applied: the
+            epoch (1-based, as Keras prints it), the layers unfrozen, the
+            learning rate at that step. Defaults to `0`.
 
     Example:
 
@@ -157,10 +159,23 @@ class StagedUnfreezing(keras.callbacks.Callback):
             model.make_train_function(force=True)
             _keras_compat.resync_jax_state(model)
         if due and self.verbose:
+            self._report(model, epoch, due)
+
+    def _report(self, model, epoch, due):
+        """Prints what the stages due at `epoch` unfroze and the learning rate."""
+        target = self.target if self.target is not None else model
+        optimizer = _keras_compat.innermost_optimizer(model.optimizer)
+        rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        for stage_epoch in due:
+            selector, lr_factor = self.stages[stage_epoch]
+            names = [layer.name for layer in freezing.select_layers(target, selector)]
+            shown = ", ".join(names[:4]) + (f", ... ({len(names)} layers)" if len(names) > 4 else "")
+            factor = f" x {lr_factor:g} for these layers" if lr_factor != 1.0 else ""
             print(
-                f"StagedUnfreezing: epoch {epoch}: stages {due} applied, "
-                f"{len(model.trainable_variables)} trainable variables, "
-                f"{len(model.optimizer.variables)} optimizer variables."
+                f"StagedUnfreezing: epoch {epoch + 1} (stage {stage_epoch}): "
+                f"unfroze {selector!r}: {shown}; learning rate {rate:.3g}{factor}; "
+                f"{len(model.trainable_variables)} trainable variables.",
+                flush=True,
             )
 
     def _check_not_restored_yet(self, model):

@@ -7,6 +7,7 @@ imports nothing from Keras at top level: `main` sets the backend from
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -15,6 +16,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 PRECISION_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+REPORT_FILE = "report.html"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +36,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         _set_backend(args.backend)
-        with _warnings_as_lines(args.command):
+        with _quiet(not args.verbose), _warnings_as_lines(args.command):
             code = args.run(args) or 0
         sys.stdout.flush()
         return code
@@ -47,6 +49,81 @@ def main(argv=None):
     except (ValueError, ImportError, OSError) as error:
         print(f"keras-transfer {args.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+# Warnings known to be harmless in what the commands do; `--verbose` shows them.
+HARMLESS_WARNINGS = (
+    # `datasets.load` shuffles the tf.data pipeline itself; Keras' `fit`
+    # says its own `shuffle=True` default does not apply (epoch_iterator.py).
+    r"`shuffle=True` was passed, but will be ignored",
+    # torch.jit tracing during ONNX export (torch/jit/_trace.py, TracerWarning):
+    # shape checks traced as constants, fixed-size inputs make them exact.
+    r"Converting a tensor to a Python",
+    r"torch\.tensor results are registered as constants in the trace",
+    r"Iterating over a tensor might cause the trace to be incorrect",
+)
+# Python loggers whose messages below ERROR are chatter for a CLI user, and
+# the C++ log level of TensorFlow (0: all .. 3: none; 3 also hides XLA's
+# "failed call to cuInit" and absl's "All log messages before
+# absl::InitializeLog()" lines on machines without a GPU).
+CHATTY_LOGGERS = ("absl", "tensorflow", "jax._src.xla_bridge")
+
+
+@contextlib.contextmanager
+def _quiet(enabled):
+    """The CLI's quiet default: TF/absl/CUDA log chatter and known-harmless
+    warnings (`HARMLESS_WARNINGS`, each matched by its message) are not shown.
+    Keras' progress bars and every other warning are."""
+    if not enabled:
+        yield
+        return
+    import logging
+
+    with contextlib.suppress(ImportError):
+        import absl.logging  # noqa: F401  (so "absl" is absl's own logger)
+    saved_env = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # Read when TF is imported.
+    if "tensorflow" not in sys.modules:
+        with _c_stderr_to_devnull():
+            # TF's absl C++ logging prints "All log messages before
+            # absl::InitializeLog()..." and the cudart lines at import,
+            # whatever TF_CPP_MIN_LOG_LEVEL says (abseil/abseil-cpp#1718).
+            # Without TensorFlow, the command that needs it says so.
+            with contextlib.suppress(ImportError):
+                import tensorflow  # noqa: F401
+    # A filter, not a level: absl resets its logger's level when its flags
+    # are parsed.
+    def errors_only(record):
+        return record.levelno >= logging.ERROR
+
+    loggers = [logging.getLogger(name) for name in CHATTY_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(errors_only)
+    try:
+        with warnings.catch_warnings():
+            for message in HARMLESS_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(errors_only)
+        if saved_env is None:
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+
+
+@contextlib.contextmanager
+def _c_stderr_to_devnull():
+    """Points file descriptor 2 (what C/C++ code writes to) at /dev/null."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 @contextlib.contextmanager
@@ -98,6 +175,13 @@ def _parser():
         "--backend",
         choices=BACKENDS,
         help="Keras backend (default: $KERAS_BACKEND, else Keras' own default).",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="Show TensorFlow/absl/CUDA log lines and known-harmless warnings "
+        "(hidden by default).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -159,6 +243,12 @@ def _parser():
         action="store_true",
         help="Continue an interrupted run of --out from its last completed epoch "
         "(same flags as the interrupted run).",
+    )
+    fit.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="Also log to <out>/tensorboard (Keras' TensorBoard callback; "
+        "view with `tensorboard --logdir <out>/tensorboard`).",
     )
     fit.add_argument(
         "--seed", type=_non_negative_int, default=0, help="Seeds the validation split, weights, shuffling, augmentation."
@@ -304,6 +394,11 @@ def _fit(args):
     from keras_transfer.cli import splits
     from keras_transfer.cli.runs import Run
 
+    if args.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ImportError(
+            "--tensorboard needs the tensorboard package: `pip install tensorboard` "
+            "(or `keras-transfer[tensorboard]`)."
+        )
     spec = zoo.get_task(args.task)
     plan = splits.plan_splits(
         args.data, args.train_split, args.test_split, args.val_fraction, args.seed,
@@ -354,10 +449,9 @@ def _fit(args):
             ) from error
         raise
     out = run.finish()
-    print(
-        f"wrote {out}: {MODEL_FILE}, {METRICS_FILE}, curves.png, confusion_matrix.png, "
-        "saved_model"
-    )
+    files = sorted(os.listdir(out))
+    print(f"wrote {out}: {', '.join(files)}")
+    print(f"report: {os.path.join(out, REPORT_FILE)} (open it in a browser)")
     return 0
 
 
@@ -435,12 +529,18 @@ def _train(args, model, run, plan, data, callbacks, cache):
     from keras_transfer import datasets
     from keras_transfer._atomic import atomic_path
     from keras_transfer._atomic import write_json
+    from keras_transfer.callbacks import StagedUnfreezing
     from keras_transfer.cli import reports
     from keras_transfer.cli import scoring
 
     train, validation, test, info = data
     if not any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
         callbacks.append(keras.callbacks.TerminateOnNaN())
+    for callback in callbacks:  # Print the events: stages, early stopping, best epoch.
+        if isinstance(callback, (StagedUnfreezing, keras.callbacks.EarlyStopping)):
+            callback.verbose = 1
+    if args.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=run.file("tensorboard")))
     commit = run.checkpoint_callbacks(callbacks)
     callbacks += commit
     with _naming_data_errors(args, *dict.fromkeys((plan.train, plan.validation, plan.test))):
@@ -463,7 +563,7 @@ def _train(args, model, run, plan, data, callbacks, cache):
         history = commit[-1].history
         _check_finite(history)
         validation_metrics = model.evaluate(validation, return_dict=True, verbose=0)
-        test_metrics = scoring.score_once(model, test, info.num_classes)
+        test_metrics, samples = scoring.score_once(model, test, info.num_classes)
         probe = next(iter(validation))[0][:2].numpy()
     with atomic_path(run.file(MODEL_FILE)) as path:
         model.save(path)
@@ -490,17 +590,102 @@ def _train(args, model, run, plan, data, callbacks, cache):
             "export": os.path.join(os.path.abspath(args.out), os.path.basename(exported)),
         },
     )
-    reports.plot_curves(run.file("curves.png"), {args.task: history}, args.task)
+    stages = [
+        (epoch, f"unfreeze {selector!r}")
+        for c in callbacks if isinstance(c, StagedUnfreezing)
+        for epoch, (selector, _) in sorted(c.stages.items())
+        if 0 < epoch < len(history.get("loss", []))
+    ]
+    reports.plot_curves(run.file("curves.png"), {args.task: history}, args.task, stages)
     scoring.plot_confusion_matrix(
         run.file("confusion_matrix.png"),
         test_metrics["confusion_matrix"],
         info.class_names,
         f"{args.task} on {args.data} {_split_words(plan)} (evaluated once)",
     )
+    reports.plot_predictions(run.file("predictions.png"), *samples, info.class_names)
+    best = _best_epoch(history, callbacks)
+    if best is not None:
+        print(f"best epoch: {best[0]} ({best[1]} {best[2]:.4f}); the model keeps its weights")
     print(
         f"test: {_split_words(plan)} ({test_metrics['examples']} examples, evaluated once): "
         f"accuracy {test_metrics['accuracy']:.4f}, macro-F1 {test_metrics['macro_f1']:.4f}"
     )
+    _write_fit_report(
+        run, args, plan, history, validation_metrics, test_metrics, best, bool(stages)
+    )
+
+
+def _best_epoch(history, callbacks):
+    """`(1-based epoch, monitor, value)` whose weights early stopping kept, or `None`."""
+    import keras
+
+    for callback in callbacks:
+        if (
+            isinstance(callback, keras.callbacks.EarlyStopping)
+            and callback.restore_best_weights
+            and callback.best_weights is not None
+        ):
+            return callback.best_epoch + 1, callback.monitor, float(callback.best)
+    return None
+
+
+def _write_fit_report(
+    run, args, plan, history, validation_metrics, test_metrics, best, staged
+):
+    """`report.html`: the numbers (with the split each comes from) and the plots."""
+    from keras_transfer.cli.report_html import write_report
+
+    splits = plan.report()
+    validation = splits["validation"]
+    validation_source = (
+        f"{validation['fraction']:.0%} of {_train_words(plan)}, stratified, seed {args.seed}"
+        if validation.get("carved_from_train")
+        else f"split {validation['split']!r}"
+    )
+    last = {k: v[-1] for k, v in history.items() if v and not k.startswith("val_")}
+    rows = [
+        {"numbers from": "train (last epoch, running average)",
+         "data": _train_words(plan), **_scores_row(last)},
+        {"numbers from": "validation (after training)", "data": validation_source,
+         **_scores_row(validation_metrics)},
+        {"numbers from": "test (evaluated once, after training)",
+         "data": f"{_split_words(plan)}, {test_metrics['examples']} examples",
+         **_scores_row(test_metrics)},
+    ]
+    run_table = {
+        "task": args.task,
+        "data": args.data,
+        "backend": _backend(),
+        "epochs run": f"{len(history.get('loss', []))} of {args.epochs}",
+        "weights kept": (
+            f"epoch {best[0]} (best {best[1]} {best[2]:.4g})" if best else "last epoch"
+        ),
+        "seed": args.seed,
+    }
+    write_report(
+        run.file(REPORT_FILE),
+        f"keras-transfer fit {args.task} on {args.data}",
+        [
+            ("Scores", rows),
+            ("Run", run_table),
+            (
+                "Curves" + (" (dotted lines: unfreezing stages)" if staged else ""),
+                run.file("curves.png"),
+            ),
+            (f"Confusion matrix, test: {_split_words(plan)}", run.file("confusion_matrix.png")),
+            ("Test predictions: predicted (true), mistakes in red", run.file("predictions.png")),
+        ],
+    )
+
+
+def _scores_row(metrics):
+    return {name: metrics.get(name, "") for name in ("loss", "accuracy", "macro_f1")}
+
+
+def _train_words(plan):
+    """The training split of `plan`, in words."""
+    return "all the data" if plan.train is None else f"split {plan.train!r}"
 
 
 def _split_words(plan):

@@ -2,14 +2,14 @@
 
 The model predicts every test example once; accuracy, macro-F1 (scikit-learn's
 `f1_score(average="macro")`), the loss and the confusion matrix all come from
-those predictions.
+those predictions, and so do the sample predictions of the report.
 """
 
 import keras
 import numpy as np
 
 
-def score_once(model, dataset, num_classes):
+def score_once(model, dataset, num_classes, samples=16):
     """Predict `dataset` once and score the predictions.
 
     Args:
@@ -17,27 +17,31 @@ def score_once(model, dataset, num_classes):
         dataset: Batches of `(images, integer labels)`, read once.
         num_classes: Int. Number of classes (rows and columns of the
             confusion matrix).
+        samples: Int. How many of the first examples to keep for a
+            prediction grid (`keras_transfer.cli.reports.plot_predictions`).
 
     Returns:
-        A dict: `examples`, `loss` (the compiled loss over all examples),
-        `accuracy`, `macro_f1` and `confusion_matrix` (a list of rows, one
-        per true class; columns are predicted classes).
+        `(metrics, samples)`. `metrics` is a dict: `examples`, `loss` (the
+        compiled loss over all examples), `accuracy`, `macro_f1` and
+        `confusion_matrix` (a list of rows, one per true class; columns are
+        predicted classes). `samples` is `(images, labels, predicted)`, numpy
+        arrays of the first `samples` examples, from the same pass.
     """
     from sklearn.metrics import confusion_matrix
     from sklearn.metrics import f1_score
 
-    labels, scores = [], []
-    for images, batch_labels in dataset:
+    labels, scores, images = [], [], []
+    for batch_images, batch_labels in dataset:
+        batch_images = np.asarray(batch_images)
+        if sum(len(i) for i in images) < samples:
+            images.append(batch_images)
         labels.append(np.asarray(batch_labels))
-        scores.append(keras.ops.convert_to_numpy(model.predict_on_batch(np.asarray(images))))
+        scores.append(keras.ops.convert_to_numpy(model.predict_on_batch(batch_images)))
     labels = np.concatenate(labels).astype("int64")
     scores = np.concatenate(scores)
-    if scores.shape[-1] == 1:  # One logit: a binary head.
-        predicted = (scores[:, 0] > 0).astype("int64")
-    else:
-        predicted = np.argmax(scores, axis=-1)
+    predicted = _classes(scores)
     loss = keras.ops.convert_to_numpy(model.loss(labels, scores))
-    return {
+    metrics = {
         "examples": int(len(labels)),
         "loss": float(loss),
         "accuracy": float(np.mean(predicted == labels)),
@@ -46,6 +50,15 @@ def score_once(model, dataset, num_classes):
             labels, predicted, labels=np.arange(num_classes)
         ).tolist(),
     }
+    kept = np.concatenate(images)[:samples]
+    return metrics, (kept, labels[: len(kept)], predicted[: len(kept)])
+
+
+def _classes(scores):
+    """Predicted classes of logits `(n, classes)`, or of one binary logit `(n, 1)`."""
+    if scores.shape[-1] == 1:
+        return (scores[:, 0] > 0).astype("int64")
+    return np.argmax(scores, axis=-1)
 
 
 def plot_confusion_matrix(path, matrix, class_names, title):
