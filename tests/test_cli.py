@@ -314,8 +314,8 @@ def test_bad_arguments_exit_with_usage():
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--val-fraction", "0"], "val_fraction=0.0"),
-        (["--val-fraction", "1.5"], "val_fraction=1.5"),
+        (["--val-fraction", "0"], "Received: --val-fraction 0.0"),
+        (["--val-fraction", "1.5"], "Received: --val-fraction 1.5"),
         (["--val-fraction", "0.001"], "Cannot carve a stratified validation split of 0.001"),
         (["--test-split", "train"], "must differ from the training split"),
         (["--test-split", "holdout"], "no split 'holdout' (--test-split holdout)"),
@@ -335,7 +335,7 @@ def test_bad_val_fraction_from_the_console_script(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2
-    assert "Expected a finite number > 0 and < 1. Received: val_fraction=-0.2" in result.stderr
+    assert "`--val-fraction`. Expected a finite number > 0 and < 1. Received: --val-fraction -0.2" in result.stderr
 
 
 @pytest.mark.skipif(

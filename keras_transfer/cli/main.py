@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import re
 import sys
 import warnings
 
@@ -47,8 +48,33 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (ValueError, ImportError, OSError) as error:
-        print(f"keras-transfer {args.command}: error: {error}", file=sys.stderr)
+        print(f"keras-transfer {args.command}: error: {_in_flags(error)}", file=sys.stderr)
         return 2
+
+
+# Library arguments the CLI fills from a flag: its errors name the flag.
+ARGUMENT_FLAGS = {
+    "spec": "--data",
+    "num_classes": "--num-classes",
+    "epochs": "--epochs",
+    "val_fraction": "--val-fraction",
+    "test_fraction": "--test-fraction",
+    "batch_size": "--batch-size",
+    "image_size": "--image-size",
+}
+
+
+def _in_flags(error):
+    """The library's error message with its argument names written as flags.
+
+    `Invalid value received for argument `spec`... Received: spec='x'`
+    becomes `Invalid value received for `--data`... Received: --data 'x'`.
+    """
+    text = str(error)
+    for name, flag in ARGUMENT_FLAGS.items():
+        text = text.replace(f"argument `{name}`", f"`{flag}`")
+        text = re.sub(rf"\b(Received: (?:.*, )?){name}=", rf"\g<1>{flag} ", text)
+    return text
 
 
 # Warnings known to be harmless in what the commands do; `--verbose` shows them.
