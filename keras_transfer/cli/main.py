@@ -629,7 +629,9 @@ def _train(args, model, run, plan, data, callbacks, cache):
         info.class_names,
         f"{args.task} on {args.data} {_split_words(plan)} (evaluated once)",
     )
-    reports.plot_predictions(run.file("predictions.png"), *samples, info.class_names)
+    images = getattr(samples[0], "ndim", 0) == 4  # Text tasks have no picture grid.
+    if images:
+        reports.plot_predictions(run.file("predictions.png"), *samples, info.class_names)
     best = _best_epoch(history, callbacks)
     if best is not None:
         print(f"best epoch: {best[0]} ({best[1]} {best[2]:.4f}); the model keeps its weights")
@@ -638,7 +640,8 @@ def _train(args, model, run, plan, data, callbacks, cache):
         f"accuracy {test_metrics['accuracy']:.4f}, macro-F1 {test_metrics['macro_f1']:.4f}"
     )
     _write_fit_report(
-        run, args, plan, history, validation_metrics, test_metrics, best, bool(stages)
+        run, args, plan, history, validation_metrics, test_metrics, best, bool(stages),
+        images,
     )
 
 
@@ -657,7 +660,7 @@ def _best_epoch(history, callbacks):
 
 
 def _write_fit_report(
-    run, args, plan, history, validation_metrics, test_metrics, best, staged
+    run, args, plan, history, validation_metrics, test_metrics, best, staged, images
 ):
     """`report.html`: the numbers (with the split each comes from) and the plots."""
     from keras_transfer.cli.report_html import write_report
@@ -700,8 +703,12 @@ def _write_fit_report(
                 run.file("curves.png"),
             ),
             (f"Confusion matrix, test: {_split_words(plan)}", run.file("confusion_matrix.png")),
-            ("Test predictions: predicted (true), mistakes in red", run.file("predictions.png")),
-        ],
+        ]
+        + (
+            [("Test predictions: predicted (true), mistakes in red", run.file("predictions.png"))]
+            if images
+            else []
+        ),
     )
 
 
