@@ -9,7 +9,11 @@ statistics, which is what Keras' `count_params()` counts, so the two numbers
 must be equal (the benchmark records both).
 
 A training step is what a PyTorch user writes: forward, cross-entropy,
-backward, SGD with momentum; inputs in `torch.channels_last` memory format.
+backward, SGD with momentum; inputs in `torch.channels_last` memory format, on
+the GPU when there is one (images copied per step from pinned host memory, as
+a `DataLoader(pin_memory=True)` gives them), under `torch.autocast` for
+`precision="bfloat16"` (float32 weights, bfloat16 compute: what Keras'
+`mixed_bfloat16` policy does). uint8 images are cast to float32 on the device.
 Mode `full` trains every layer but BatchNorm, which stays in eval mode (as
 `keras_transfer.unfreeze` leaves it); mode `frozen` runs the backbone under
 `torch.no_grad()` in eval mode and trains the head only.
@@ -159,9 +163,19 @@ def parameter_count(model):
     return weights + statistics
 
 
-def make_step(name, num_classes, mode, compiled, learning_rate=0.01, momentum=0.9):
-    """`(model, step)`: `step(images, labels)` runs one training step and returns the loss."""
-    model = Classifier(name, num_classes).to(memory_format=torch.channels_last)
+def device():
+    """The device the peer trains on: the first GPU when torch sees one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def make_step(name, num_classes, mode, compiled, learning_rate=0.01, momentum=0.9, precision="float32"):
+    """`(model, step)`: `step(images, labels)` runs one training step and returns the loss.
+
+    `images` are NCHW host tensors (float32 or uint8, 0..255); the step moves
+    them to `device()` itself. The returned loss is not synchronised.
+    """
+    target = device()
+    model = Classifier(name, num_classes).to(target, memory_format=torch.channels_last)
     frozen = mode == "frozen"
     if frozen:
         model.backbone.eval()
@@ -178,8 +192,11 @@ def make_step(name, num_classes, mode, compiled, learning_rate=0.01, momentum=0.
     optimizer = torch.optim.SGD(trainable, lr=learning_rate, momentum=momentum)
     loss_fn = nn.CrossEntropyLoss()
 
+    autocast = precision == "bfloat16"
+
     def forward_backward(images, labels):
-        loss = loss_fn(model(images, frozen=frozen), labels)
+        with torch.autocast(target.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(model(images.float(), frozen=frozen), labels)
         loss.backward()
         return loss
 
@@ -187,6 +204,8 @@ def make_step(name, num_classes, mode, compiled, learning_rate=0.01, momentum=0.
         forward_backward = torch.compile(forward_backward)
 
     def step(images, labels):
+        images = images.to(target, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        labels = labels.to(target, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         loss = forward_backward(images, labels)
         optimizer.step()

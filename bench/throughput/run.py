@@ -21,11 +21,21 @@ machine load; images/s is the median pass. The contenders:
   torch, parameter count checked equal, channels_last, BatchNorm in eval mode
   in both modes as in the zoo), `eager` and `torch.compile`.
 
-Both sides train on the same random 0..255 float32 images held in memory
-(Keras: `fit` on numpy arrays, one epoch per pass).
+Both sides train on the same random 0..255 images held in host memory
+(float32, or uint8 with `--input-dtype uint8`; Keras: `fit` on numpy arrays,
+one epoch per pass; the peer copies each batch from pinned memory to its
+device). `--precision bfloat16` runs every contender in mixed bfloat16
+(Keras' `mixed_bfloat16` policy, `torch.autocast` for the peer). On a GPU,
+`--peak-tflops` and `--gflops-per-image` add each row's model FLOP
+utilisation (MFU: images/s x FLOP per training image / peak FLOP/s).
 
     python bench/throughput/run.py --backend jax
     python bench/throughput/run.py --backend torch --variants xla channels-first
+    # one H100/H200, as the GPU results were taken (ResNet50 ~24.7 GFLOP per
+    # training image at 224 px; ~989 dense bf16 TFLOP/s):
+    python bench/throughput/run.py --backend jax --device h200 --models resnet50 \
+        --modes full --batch-size 128 256 --image-size 224 --precision bfloat16 \
+        --input-dtype uint8 --steps 20 --repeats 5 --peak-tflops 989 --gflops-per-image 24.7
 
 Writes `bench/throughput/results/<device>-<backend>.json` with `"rows"`: one
 per (model, mode, peer) with the zoo's images/s, the peer's and their ratio;
@@ -67,7 +77,11 @@ def parse_args():
     parser.add_argument("--variants", nargs="*", default=[], help="zoo variants, e.g. xla spe4 bf16 keras")
     parser.add_argument("--variant-modes", nargs="+", default=["full", "frozen"], choices=("full", "frozen"))
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[16], help="one or more")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="device peak, for MFU")
+    parser.add_argument("--gflops-per-image", type=float, default=None, help="training GFLOP per image, for MFU")
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--steps", type=int, default=6, help="batches per warm-up / timed pass")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes")
@@ -80,13 +94,13 @@ def parse_args():
     return parser.parse_args()
 
 
-def _images(args):
+def _images(args, batch_size):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    count = args.batch_size * args.steps
+    count = batch_size * args.steps
     side = args.image_size
-    x = rng.uniform(0, 255, (count, side, side, 3)).astype("float32")
+    x = rng.uniform(0, 255, (count, side, side, 3)).astype(args.input_dtype)
     y = rng.integers(0, NUM_CLASSES, (count,)).astype("int64")
     return x, y
 
@@ -97,7 +111,7 @@ def _keras_model(model_name, mode, variant, args):
     import keras_transfer
     from keras_transfer import zoo
 
-    if variant == "bf16":
+    if variant == "bf16" or args.precision == "bfloat16":
         keras.config.set_dtype_policy("mixed_bfloat16")
     if variant == "channels-first":
         keras.config.set_image_data_format("channels_first")
@@ -139,14 +153,14 @@ def _keras_model(model_name, mode, variant, args):
 class KerasRunner:
     """Fits a Keras model for `steps` batches per call (its first call warms up)."""
 
-    def __init__(self, model_name, mode, variant, args):
+    def __init__(self, model_name, mode, variant, args, batch_size):
         import numpy as np
 
         self.model = _keras_model(model_name, mode, variant, args)
-        self.x, self.y = _images(args)
+        self.x, self.y = _images(args, batch_size)
         if variant == "channels-first":
             self.x = np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
-        self.batch_size = args.batch_size
+        self.batch_size = batch_size
 
     def __call__(self):
         self.model.fit(self.x, self.y, batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0)
@@ -162,13 +176,32 @@ class KerasRunner:
             "steps_per_execution": int(self.model.steps_per_execution),
             "dtype_policy": keras.config.dtype_policy().name,
             "image_data_format": keras.config.image_data_format(),
+            "device": _keras_device(),
         }
+
+
+def _keras_device():
+    """The accelerator Keras computes on, in words (e.g. "cuda:0", "cpu")."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return str(jax.devices()[0])
+    if backend == "torch":
+        from keras.src.backend.torch.core import get_device
+
+        return str(get_device())
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
 class PeerRunner:
     """One pass of `steps` native PyTorch training steps per call."""
 
-    def __init__(self, model_name, mode, peer, args):
+    def __init__(self, model_name, mode, peer, args, batch_size):
         import torch
 
         import peer as torch_peer
@@ -176,19 +209,23 @@ class PeerRunner:
         torch.manual_seed(0)
         self.model, self.step = torch_peer.make_step(
             model_name, NUM_CLASSES, mode, compiled=peer == "compile",
-            learning_rate=LEARNING_RATE, momentum=MOMENTUM,
+            learning_rate=LEARNING_RATE, momentum=MOMENTUM, precision=args.precision,
         )
-        x, y = _images(args)
+        self.device = torch_peer.device()
+        x, y = _images(args, batch_size)
         images = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
         labels = torch.from_numpy(y)
+        if self.device.type == "cuda":
+            images, labels = images.pin_memory(), labels.pin_memory()
         self.batches = [
-            (images[i : i + args.batch_size], labels[i : i + args.batch_size])
-            for i in range(0, len(labels), args.batch_size)
+            (images[i : i + batch_size], labels[i : i + batch_size])
+            for i in range(0, len(labels), batch_size)
         ]
 
     def __call__(self):
-        for images, labels in self.batches:
-            self.step(images, labels).item()
+        # Synchronised once per pass, as Keras' fit is (at the epoch's end).
+        losses = [self.step(images, labels) for images, labels in self.batches]
+        losses[-1].item()
 
     def describe(self):
         import torch
@@ -199,18 +236,21 @@ class PeerRunner:
             "parameters": torch_peer.parameter_count(self.model),
             "trainable_parameters": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
             "torch_threads": torch.get_num_threads(),
+            "device": str(self.device),
         }
 
 
-def measure(model_name, mode, variant, peers, args):
+def measure(model_name, mode, variant, peers, batch_size, args):
     """Warm every runner up, then alternate their timed passes (same load for all)."""
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    runners = {variant: KerasRunner(model_name, mode, variant, args)}
-    runners.update({f"pytorch-{peer}": PeerRunner(model_name, mode, peer, args) for peer in peers})
-    count = args.batch_size * args.steps
+    runners = {variant: KerasRunner(model_name, mode, variant, args, batch_size)}
+    runners.update(
+        {f"pytorch-{peer}": PeerRunner(model_name, mode, peer, args, batch_size) for peer in peers}
+    )
+    count = batch_size * args.steps
     results = {}
     for name, runner in runners.items():
         start = time.perf_counter()
@@ -244,14 +284,15 @@ def thread_environment(threads):
     }
 
 
-def _run_group(args, model_name, mode, variant, peers):
+def _run_group(args, model_name, mode, variant, peers, batch_size):
     """One process: the zoo (or a variant) and its peers, timed alternately."""
-    config = json.dumps([model_name, mode, variant, peers])
+    config = json.dumps([model_name, mode, variant, peers, batch_size])
     command = [sys.executable, __file__, *sys.argv[1:], "--one", config]
     load_before = os.getloadavg()[0]
-    env = {**os.environ, **thread_environment(args.threads)}
+    # JAX and torch share the GPU in one process: JAX must not take 75 % of it up front.
+    env = {"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.45", **os.environ, **thread_environment(args.threads)}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
-    result = {"model": model_name, "mode": mode, "variant": variant}
+    result = {"model": model_name, "mode": mode, "variant": variant, "batch": batch_size}
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         result["error"] = (done.stderr.strip().splitlines() or ["?"])[-1]
@@ -265,8 +306,8 @@ def _run_group(args, model_name, mode, variant, peers):
 def main():
     args = parse_args()
     if args.one:
-        model_name, mode, variant, peers = json.loads(args.one)
-        print("RESULT " + json.dumps(measure(model_name, mode, variant, peers, args)), flush=True)
+        model_name, mode, variant, peers, batch_size = json.loads(args.one)
+        print("RESULT " + json.dumps(measure(model_name, mode, variant, peers, batch_size, args)), flush=True)
         return
     if os.environ.get("KERAS_BACKEND") != args.backend:
         env = dict(os.environ, KERAS_BACKEND=args.backend)
@@ -278,28 +319,45 @@ def main():
     measurements, rows = [], []
     for model_name in args.models:
         for mode in args.modes:
-            group = _run_group(args, model_name, mode, "zoo", args.peers)
-            measurements.append(group)
-            for variant in args.variants if mode in args.variant_modes else ():
-                measurements.append(_run_group(args, model_name, mode, variant, ["eager"]))
-            if "error" in group:
-                continue
-            zoo = group["runs"]["zoo"]
-            for peer in args.peers:
-                result = group["runs"][f"pytorch-{peer}"]
-                rows.append(
-                    {
-                        "backend": args.backend,
-                        "model": model_name,
-                        "mode": mode,
-                        "batch": args.batch_size,
-                        "images_per_s": round(zoo["images_per_s"], 2),
-                        "peer": f"pytorch-{peer}",
-                        "peer_images_per_s": round(result["images_per_s"], 2),
-                        "ratio": round(zoo["images_per_s"] / result["images_per_s"], 3),
-                        "parameters_match": zoo["parameters"] == result["parameters"],
-                    }
-                )
+            for batch_size in args.batch_size:
+                group = _run_group(args, model_name, mode, "zoo", args.peers, batch_size)
+                measurements.append(group)
+                for variant in args.variants if mode in args.variant_modes else ():
+                    measurements.append(_run_group(args, model_name, mode, variant, ["eager"], batch_size))
+                if "error" not in group:
+                    rows += _rows(args, model_name, mode, batch_size, group)
+                # Written after every group: a run stopped part-way keeps what it measured.
+                _write(args, keras, torch, rows, measurements)
+    write_readme()
+
+
+def _rows(args, model_name, mode, batch_size, group):
+    """The result rows of one group: the zoo beside each peer."""
+    zoo = group["runs"]["zoo"]
+    rows = []
+    for peer in args.peers:
+        result = group["runs"][f"pytorch-{peer}"]
+        row = {
+            "backend": args.backend,
+            "model": model_name,
+            "mode": mode,
+            "batch": batch_size,
+            "precision": args.precision,
+            "images_per_s": round(zoo["images_per_s"], 2),
+            "peer": f"pytorch-{peer}",
+            "peer_images_per_s": round(result["images_per_s"], 2),
+            "ratio": round(zoo["images_per_s"] / result["images_per_s"], 3),
+            "parameters_match": zoo["parameters"] == result["parameters"],
+        }
+        if args.peak_tflops and args.gflops_per_image:
+            peak_images_per_s = args.peak_tflops * 1e12 / (args.gflops_per_image * 1e9)
+            row["mfu"] = round(zoo["images_per_s"] / peak_images_per_s, 4)
+            row["peer_mfu"] = round(result["images_per_s"] / peak_images_per_s, 4)
+        rows.append(row)
+    return rows
+
+
+def _write(args, keras, torch, rows, measurements):
     payload = {
         "benchmark": "throughput",
         "backend": args.backend,
@@ -309,16 +367,19 @@ def main():
         "machine": common.machine(),
         "image_size": args.image_size,
         "batch_size": args.batch_size,
+        "precision": args.precision,
+        "input_dtype": args.input_dtype,
         "steps": args.steps,
         "repeats": args.repeats,
         "optimizer": f"SGD(learning_rate={LEARNING_RATE}, momentum={MOMENTUM})",
         "threads": args.threads or "framework default",
+        "peak_tflops": args.peak_tflops,
+        "gflops_per_image": args.gflops_per_image,
         "command": "python bench/throughput/run.py " + " ".join(sys.argv[1:]),
         "rows": rows,
         "measurements": measurements,
     }
     common.write_json(RESULTS / f"{args.device}-{args.backend}.json", payload)
-    write_readme()
 
 
 def _load_range(measurements):
@@ -333,27 +394,32 @@ def write_readme():
         result = json.loads(path.read_text())
         backends.append(result["backend"])
         for row in result["rows"]:
+            mfu = (f"{row['mfu']:.1%} / {row['peer_mfu']:.1%}" if "mfu" in row else "")
             rows.append(
                 [result["device"], row["backend"], row["model"], row["mode"], row["batch"],
+                 row.get("precision", result.get("precision", "float32")),
                  f"{row['images_per_s']:.1f}", row["peer"], f"{row['peer_images_per_s']:.1f}",
-                 f"**{row['ratio']:.2f}**", "yes" if row["parameters_match"] else "NO"]
+                 f"**{row['ratio']:.2f}**", mfu, "yes" if row["parameters_match"] else "NO"]
             )
         for group in result["measurements"]:
             if "error" in group:
                 variants.append([result["device"], result["backend"], group["model"], group["mode"],
-                                 group["variant"], "failed: " + group["error"][:80]] + [""] * 7)
+                                 group.get("batch", ""), group["variant"],
+                                 "failed: " + group["error"][:80]] + [""] * 7)
                 continue
             run = group["runs"][group["variant"]]
             eager = group["runs"]["pytorch-eager"]["images_per_s"]
             variants.append(
-                [result["device"], result["backend"], group["model"], group["mode"], group["variant"],
+                [result["device"], result["backend"], group["model"], group["mode"],
+                 group.get("batch", result["batch_size"]), group["variant"],
                  run["jit_compile"], run["steps_per_execution"], run["dtype_policy"],
                  run["image_data_format"], f"{run['images_per_s']:.1f}", f"{eager:.1f}",
                  f"{run['images_per_s'] / eager:.2f}", f"{run['warmup_s']:.0f}"]
             )
         notes.append(
             f"- `{path.name}`: {result['image_size']} px, batch {result['batch_size']}, "
-            f"{result['steps']} steps per pass, median of {result['repeats']} timed passes, "
+            f"{result.get('precision', 'float32')}, {result.get('input_dtype', 'float32')} input "
+            f"images, {result['steps']} steps per pass, median of {result['repeats']} timed passes, "
             f"{result['optimizer']}, threads: {result['threads']}, Keras {result['keras']}, "
             f"torch {result['torch']}, {result['machine']['cpu_count']} CPUs, load average "
             f"{_load_range(result['measurements'])}; `{result['command']}`"
@@ -364,15 +430,17 @@ def write_readme():
         "channels_last, eager and `torch.compile`). Each (model, mode) runs in one process that "
         "warms every contender up, then alternates their timed passes, so all see the same load. "
         "ratio = zoo / peer. The machine is shared with other jobs: absolute numbers move with its "
-        "load, compare ratios. See `run.py` for the method.\n\n"
+        "load, compare ratios. On a GPU, MFU is images/s x training FLOP per image (ResNet50 at "
+        "224 px: ~24.7 GFLOP) over the device's dense bf16 peak. See `run.py` for the method.\n\n"
         + common.markdown_table(
-            ["device", "backend", "model", "mode", "batch", "zoo img/s", "peer", "peer img/s", "ratio", "params equal"],
+            ["device", "backend", "model", "mode", "batch", "precision", "zoo img/s", "peer",
+             "peer img/s", "ratio", "MFU zoo / peer", "params equal"],
             rows,
         )
         + "\n\nThe zoo's defaults and the variants tried against them, each beside the eager peer "
         "in its own process:\n\n"
         + common.markdown_table(
-            ["device", "backend", "model", "mode", "variant", "jit", "steps/exec", "policy", "format",
+            ["device", "backend", "model", "mode", "batch", "variant", "jit", "steps/exec", "policy", "format",
              "img/s", "eager peer img/s", "ratio", "warm-up s"],
             variants,
         )
