@@ -36,7 +36,12 @@ Writes `bench/domain_adaptation/results/<backend>.json`
 (`{"shifts": {shift: {method: {"mean", "std", "accuracies"}}}, ...}`,
 accuracy in [0, 1]; `--config NAME` stores the run under `configs[NAME]`
 instead) and regenerates `bench/domain_adaptation/README.md` from every JSON
-there.
+there. `generative` (PixelDA) is trained by its own harness, `generative.py`,
+against its own source-only run; its numbers are copied from
+`results/generative-<backend>.json` into `shifts[shift]["generative"]` (with
+their provenance and that baseline) when either harness writes, and are
+null for a backend it has not measured. `generative.py`'s tables and
+translation grids are a section of the same README.
 """
 
 import argparse
@@ -63,8 +68,9 @@ SHIFTS = (
     "digits-combined",
     "digits-sensor",
 )
-# Methods measured by another harness: PixelDA by generative.py (GENERATIVE.md).
-PENDING = ("generative",)
+# Measured by another harness (generative.py), copied into shifts by `generative_entry`.
+GENERATIVE = "generative"
+BACKENDS = ("tensorflow", "jax", "torch")
 VALIDATOR_FIELDS = {"snd": "snd", "dev": "dev_risk"}
 
 
@@ -265,7 +271,7 @@ def main():
     args = parse_args()
     if args.rechoose:
         for path in sorted(RESULTS.glob("*.json")):
-            if path.stem in ("tensorflow", "jax", "torch"):
+            if path.stem in BACKENDS:
                 rechoose(path)
     if args.readme_only or args.rechoose:
         write_benchmark_readme()
@@ -307,8 +313,8 @@ def main():
         seeds = range(args.first_seed, args.first_seed + args.seeds)
         runs = [run_shift(shift, seed, data, args, methods) for seed in seeds]
         shifts = {shift: summarize(runs)}
-        for name in PENDING:
-            shifts[shift].setdefault(name, None)
+        # generative.py's numbers belong to the default protocol's table, not to a config.
+        shifts[shift][GENERATIVE] = None if args.config else generative_entry(backend, shift)
         run = {
             "shifts": shifts,
             "selection": {shift: [run["choice"] for run in runs]},
@@ -339,6 +345,79 @@ def save(backend, config, run):
         if key in run:
             target[key] = run[key]
     write_json(path, existing)
+
+
+def generative_entry(backend, shift):
+    """`shifts[shift]["generative"]` for `results/<backend>.json`, or None (not measured).
+
+    Copied from `results/generative-<backend>.json` (generative.py): mean, std
+    and accuracies, plus where they came from and the source-only run of that
+    harness they are compared with (gains in the README are against it, not
+    against this file's `source_only`).
+    """
+    path = RESULTS / f"generative-{backend}.json"
+    if not path.exists():
+        return None
+    payload = json.loads(path.read_text())
+    methods = payload["shifts"].get(shift, {})
+    if GENERATIVE not in methods:
+        return None
+    config = payload["config"]
+    entry = {key: methods[GENERATIVE][key] for key in ("mean", "std", "accuracies")}
+    entry["measured_by"] = {
+        "harness": "bench/domain_adaptation/generative.py",
+        "results": f"bench/domain_adaptation/results/{path.name}",
+        "seeds": list(range(config["first_seed"], config["first_seed"] + config["seeds"])),
+        "protocol": {
+            key: config[key]
+            for key in (
+                "image_size", "batch_size", "epochs", "source_epochs", "lr", "beta_1",
+                "adversarial_weight", "content_weight", "content_loss", "instance_noise",
+                "generator_filters", "generator_blocks", "classifier",
+            )
+            if key in config
+        },
+        "machine": payload.get("machine"),
+    }
+    if payload.get("note"):
+        entry["measured_by"]["note"] = payload["note"]
+    if "source_only" in methods:
+        entry["own_source_only"] = {
+            **{key: methods["source_only"][key] for key in ("mean", "std", "accuracies")},
+            "about": (
+                f"generative.py's source-only run ({config['source_epochs']} epochs, "
+                "all train rows, PixelDA's task classifier: conv 32-48, run.py's model "
+                "before abea015), same seeds and data as this entry; the baseline of "
+                "its gain, not this file's source_only (today's run.py protocol)"
+            ),
+        }
+    return entry
+
+
+def sync_generative():
+    """Copies `results/generative-<backend>.json` into each `results/<backend>.json`.
+
+    Sets `shifts[shift]["generative"]` in every backend file that has a
+    `shifts` table: the entry of `generative_entry`, or null where that
+    backend or shift was not measured. Returns the files written.
+    """
+    written = []
+    for backend in BACKENDS:
+        path = RESULTS / f"{backend}.json"
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        if "shifts" not in result:
+            continue
+        measured = RESULTS / f"generative-{backend}.json"
+        extra = json.loads(measured.read_text())["shifts"] if measured.exists() else {}
+        for shift in [*result["shifts"], *[s for s in extra if s not in result["shifts"]]]:
+            entry = generative_entry(backend, shift)
+            if entry is not None or shift in result["shifts"]:
+                result["shifts"].setdefault(shift, {})[GENERATIVE] = entry
+        write_json(path, result)
+        written.append(path)
+    return written
 
 
 def current_choice(candidates):
@@ -413,6 +492,12 @@ def _percent(cell):
     return f"{cell['mean'] * 100:.1f} ± {cell['std'] * 100:.1f}"
 
 
+def _baseline(cell, base):
+    """The source-only mean a cell's gain is measured against, and its mark."""
+    own = cell.get("own_source_only")
+    return (own["mean"], "†") if own else (base, "")
+
+
 def shift_table(shifts, methods):
     """Markdown: one row per shift, one column per method, + gain rows."""
     import numpy as np
@@ -426,10 +511,11 @@ def shift_table(shifts, methods):
         for method in methods:
             cell = cells.get(method)
             text = _percent(cell)
-            if cell and base is not None and method not in ("source_only", "target_only"):
-                gain = (cell["mean"] - base) * 100
+            reference, mark = _baseline(cell, base) if cell else (None, "")
+            if cell and reference is not None and method not in ("source_only", "target_only"):
+                gain = (cell["mean"] - reference) * 100
                 gains[method].append(gain)
-                text += f" ({gain:+.1f})"
+                text += f" ({gain:+.1f}{mark})"
             row.append(text)
         rows.append(row)
     for label, reduce in (("mean gain", np.mean), ("worst gain", np.min)):
@@ -460,14 +546,18 @@ def write_benchmark_readme():
         "Target test accuracy (%) on digits -> each shift, mean ± std over seeds; in "
         "brackets the gain over source-only in points. `recommended` is what "
         "`keras_transfer.adaptation.adapt` returns (chosen without target labels). "
-        "`mean gain` / `worst gain` summarise the shifts. `generative` (PixelDA) "
-        "is measured by its own harness, `generative.py`, against its own "
-        "source-only run: see [GENERATIVE.md](GENERATIVE.md). Regenerate with "
-        "`python bench/domain_adaptation/run.py --readme-only`; the protocol is in "
+        "`mean gain` / `worst gain` summarise the shifts; — is not measured. "
+        "`generative` (PixelDA) is measured by its own harness, `generative.py`, "
+        "and copied into `shifts` from `results/generative-<backend>.json`; † marks "
+        "a gain against that harness's own source-only run (its classifier and "
+        "epochs), not the `source_only` column: see "
+        "[Generative (PixelDA)](#generative-pixelda). Regenerate with "
+        "`python bench/domain_adaptation/run.py --readme-only` (after copying "
+        "generative numbers: `generative.py --readme-only`); the protocol is in "
         "`run.py`'s docstring.",
     ]
     for path in sorted(RESULTS.glob("*.json")):
-        if path.stem not in ("tensorflow", "jax", "torch"):
+        if path.stem not in BACKENDS:
             continue
         result = json.loads(path.read_text())
         if "shifts" not in result:
@@ -515,7 +605,74 @@ def write_benchmark_readme():
                 f"### ADAPT, config `{name}`\n\n{config.get('description', '')}\n\n"
                 + shift_table(config["shifts"], _methods(config["shifts"]))
             )
+    sections.append(generative_section())
     write_readme(HERE, "Domain adaptation benchmark", "\n\n".join(sections))
+
+
+def generative_section():
+    """Markdown: generative.py's runs, one table per `results/generative-*.json`."""
+    parts = [
+        "## Generative (PixelDA)\n\n"
+        "`keras_transfer.adaptation.build_pixelda` trained with plain `fit` by "
+        "`generative.py`, against that harness's own source-only run with the same "
+        "classifier (PixelDA's task classifier), data and seeds; these are the "
+        "`generative` entries of `results/<backend>.json` above. Rerun: "
+        "`python bench/domain_adaptation/generative.py --backend jax`."
+    ]
+    methods = ("source_only", GENERATIVE)
+    for path in sorted(RESULTS.glob("generative-*.json")):
+        payload = json.loads(path.read_text())
+        config = payload["config"]
+        rows = []
+        for shift, cells in payload["shifts"].items():
+            row = [shift] + [
+                f"{_percent(cells[m])} (n={len(cells[m]['accuracies'])})" if m in cells else "not run"
+                for m in methods
+            ]
+            if set(methods) <= set(cells):
+                row.append(f"{100 * (cells[GENERATIVE]['mean'] - cells['source_only']['mean']):+.1f}")
+            else:
+                row.append("n/a")
+            grid = RESULTS / f"generative-{shift}.png"
+            row.append(f"![{shift}](results/{grid.name})" if grid.exists() else "")
+            rows.append(row)
+        missing = [
+            s + (
+                f" (its seed-0 grid was written: `results/generative-{s}.png`)"
+                if (RESULTS / f"generative-{s}.png").exists() else ""
+            )
+            for s in config["shifts"] if s not in payload["shifts"]
+        ]
+        parts.append(
+            f"### {payload['backend']} (`results/{path.name}`)\n\n"
+            f"Target test accuracy, % (mean ± std over seeds {config['first_seed']}"
+            f"..{config['first_seed'] + config['seeds'] - 1}); images "
+            f"{config['image_size']} px, PixelDA {config['epochs']} epochs "
+            f"(adversarial weight {config['adversarial_weight']}, content weight "
+            f"{config['content_weight']}, instance noise {config['instance_noise']}), "
+            f"source-only {config['source_epochs']} epochs.\n\n"
+            + markdown_table(
+                ["shift", "source_only (own)", "generative (PixelDA)",
+                 "gain (points)", "translations (seed 0)"],
+                rows,
+            )
+            + (f"\n\nNote: {payload['note']}" if payload.get("note") else "")
+            + (
+                "\n\nConfigured but without accuracies in this file (the run "
+                f"stopped before they finished): {'; '.join(missing)}."
+                if missing else ""
+            )
+        )
+    if len(parts) == 1:
+        parts.append("No results yet.")
+    measured = {p.stem.removeprefix("generative-") for p in RESULTS.glob("generative-*.json")}
+    absent = [b for b in BACKENDS if b not in measured]
+    if absent:
+        parts.append(
+            f"Not measured: {', '.join(absent)} (no `results/generative-<backend>.json`; "
+            "`generative` is null in their `shifts`)."
+        )
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":

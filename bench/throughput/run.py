@@ -40,7 +40,8 @@ utilisation (MFU: images/s x FLOP per training image / peak FLOP/s).
 Writes `bench/throughput/results/<device>-<backend>.json` with `"rows"`: one
 per (model, mode, peer) with the zoo's images/s, the peer's and their ratio;
 `"measurements"`: every process' numbers (each variant beside the eager peer);
-and regenerates `bench/throughput/README.md` from every JSON there. The
+and regenerates `bench/throughput/README.md` from every JSON there
+(`--readme-only` does only that). The
 machine is shared and not quiet: compare ratios, not absolute numbers (the
 load average before and after each process is recorded).
 """
@@ -71,7 +72,8 @@ MOMENTUM = 0.9
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("jax", "tensorflow", "torch"), required=True)
+    parser.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
+    parser.add_argument("--readme-only", action="store_true", help="only regenerate README.md")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--modes", nargs="+", default=["full", "frozen"], choices=("full", "frozen"))
     parser.add_argument("--variants", nargs="*", default=[], help="zoo variants, e.g. xla spe4 bf16 keras")
@@ -91,7 +93,10 @@ def parse_args():
         help="CPU threads of every framework (default: each framework's own choice)",
     )
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if not args.backend and not args.readme_only:
+        parser.error("the following arguments are required: --backend")
+    return args
 
 
 def _images(args, batch_size):
@@ -305,6 +310,9 @@ def _run_group(args, model_name, mode, variant, peers, batch_size):
 
 def main():
     args = parse_args()
+    if args.readme_only:
+        write_readme()
+        return
     if args.one:
         model_name, mode, variant, peers, batch_size = json.loads(args.one)
         print("RESULT " + json.dumps(measure(model_name, mode, variant, peers, batch_size, args)), flush=True)
@@ -382,6 +390,18 @@ def _write(args, keras, torch, rows, measurements):
     common.write_json(RESULTS / f"{args.device}-{args.backend}.json", payload)
 
 
+# Results that were here and are not this harness's: kept in git history only.
+REMOVED = (
+    "Earlier results, removed from this folder (git history keeps them; the last "
+    "commit that has them is `efac4e6`): `results/legacy/`, the earlier harness's "
+    "fine-tuning images/s on JAX, TF and torch (zoo only, no peer; 96 px, batch 16, "
+    "CPU; `git show efac4e6:bench/throughput/results/legacy/finetune_throughput.md`), "
+    "and `results/explore-onednn-jax.json`, an exploratory 3-step JAX run beside the "
+    "eager peer under load 12-16 (`git show "
+    "efac4e6:bench/throughput/results/explore-onednn-jax.json`)."
+)
+
+
 def _load_range(measurements):
     loads = [value for group in measurements for value in group["load_average_before_after"]]
     return f"{min(loads):.1f}-{max(loads):.1f}"
@@ -444,7 +464,8 @@ def write_readme():
              "img/s", "eager peer img/s", "ratio", "warm-up s"],
             variants,
         )
-        + "\n\nRuns:\n\n" + "\n".join(notes) + "\n"
+        + "\n\nRuns:\n\n" + "\n".join(notes)
+        + "\n\n" + REMOVED + "\n"
     )
     common.write_readme(HERE, "Throughput: zoo models vs native PyTorch", common.not_measured(backends) + body)
 
