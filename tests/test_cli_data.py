@@ -8,6 +8,7 @@ planning instead).
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -86,6 +87,9 @@ def test_a_class_per_folder_tree_fits_evaluates_and_predicts_with_names(tmp_path
     evaluate = _cli("evaluate", "run", "--data", "folder:pets", cwd=tmp_path)
     assert evaluate.returncode == 0, evaluate.stderr
     assert "held out by the run (4 examples)" in evaluate.stdout
+    # Per class, by the folder's class names: 2 test images of each.
+    assert re.search(r"^  cat: [0-2]/2 right", evaluate.stdout, re.MULTILINE)
+    assert re.search(r"^  dog: [0-2]/2 right", evaluate.stdout, re.MULTILINE)
     reported = evaluate.stdout.strip().splitlines()[-1]
     assert f"'accuracy': {metrics['test']['accuracy']}" in reported
 
@@ -102,8 +106,13 @@ def test_a_class_per_folder_tree_fits_evaluates_and_predicts_with_names(tmp_path
     error = capsys.readouterr().err
     assert len(error.strip().splitlines()) == 1
     assert "--split test" in error and "split=None" not in error
-    # Other data than the run's, without a test split: says what to pass.
-    assert cli.main(["evaluate", run, "--data", pets]) == 2
+    # Other data than the run's, a tree without split folders (the README's
+    # walk-through): all of it is scored.
+    assert cli.main(["evaluate", run, "--data", pets]) == 0
+    assert "all of it (no split folders) (20 examples)" in capsys.readouterr().out
+    # Split folders, but no test split: says what to pass.
+    _flat_folder(tmp_path / "split" / "train")
+    assert cli.main(["evaluate", run, "--data", f"folder:{tmp_path / 'split'}"]) == 2
     assert "Pass --split NAME, or as MODEL" in capsys.readouterr().err
 
 
@@ -187,7 +196,9 @@ def test_fit_on_a_text_csv_then_evaluate(tmp_path, capsys):
     assert metrics["splits"]["test"]["examples"] == 8
     capsys.readouterr()
     assert cli.main(["evaluate", run, "--data", data]) == 0
-    assert "held out by the run (8 examples)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "held out by the run (8 examples)" in out
+    assert "  neg: " in out and "  pos: " in out
     model = keras.saving.load_model(os.path.join(run, "model.keras"))
     assert model.get_layer("head").class_names == ("neg", "pos")
 

@@ -342,7 +342,9 @@ def _data_arguments(parser):
         "--data",
         required=True,
         help="A built-in ('digits', 'digits-m', 'digits-rotated', 'digits-noisy', "
-        "'digits-colored'), 'tfds:<name>' or 'folder:<path>'.",
+        "'digits-colored', 'digits-combined', 'digits-sensor'), 'tfds:<name>', "
+        "'folder:<path>' (class sub-folders, with or without split folders) or "
+        "'csv:<file>' (text,label rows, for text tasks).",
     )
     parser.add_argument("--batch-size", type=_positive_int, default=32)
     parser.add_argument(
@@ -775,6 +777,7 @@ def _naming_data_errors(args, *splits):
 def _evaluate(args):
     from keras_transfer import zoo
     from keras_transfer.cli import runs
+    from keras_transfer.cli import scoring
 
     model, class_names = _load_model(args.model)
     split, indices, words = _evaluation_split(args)
@@ -790,8 +793,13 @@ def _evaluate(args):
     if class_names is not None:
         info.check(class_names=class_names)
     with _naming_data_errors(args, split):
-        metrics = model.evaluate(data, return_dict=True)
-    print(f"{args.data} {words} ({info.num_examples} examples): {metrics}")
+        scores, _ = scoring.score_once(model, data, info.num_classes, samples=0)
+    matrix = scores.pop("confusion_matrix")
+    names = class_names or info.class_names or [f"class {i}" for i in range(len(matrix))]
+    for name, row, index in zip(names, matrix, range(len(matrix))):
+        if sum(row):
+            print(f"  {name}: {row[index]}/{sum(row)} right ({row[index] / sum(row):.3f})")
+    print(f"{args.data} {words} ({info.num_examples} examples): {scores}")
     return 0
 
 
@@ -800,7 +808,8 @@ def _evaluation_split(args):
 
     Without `--split`, a run folder trained on `--data` is scored on the
     test split it held out (recomputed from its recorded seed and
-    fractions), else the dataset's `"test"` split.
+    fractions), else the dataset's `"test"` split, else -- other data
+    without splits (a class-per-folder tree, a csv file) -- all of it.
     """
     from keras_transfer.cli import runs
     from keras_transfer.cli import splits
@@ -815,6 +824,8 @@ def _evaluation_split(args):
             settings["val_fraction"], settings["seed"], settings.get("test_fraction", 0.2),
         )
         return plan.test, plan.test_indices, f"test: {_split_words(plan)} by the run"
+    if not splits.has_split(args.data, "test") and splits.is_unsplit(args.data):
+        return None, None, "all of it (no split folders)"
     if not splits.has_split(args.data, "test"):
         raise ValueError(
             f"Dataset {args.data!r} has no 'test' split. Pass --split NAME, or "

@@ -50,7 +50,7 @@ def score_once(model, dataset, num_classes, samples=16):
             labels, predicted, labels=np.arange(num_classes)
         ).tolist(),
     }
-    kept = np.concatenate(images)[:samples]
+    kept = np.concatenate(images)[:samples] if images else np.zeros((0,))
     return metrics, (kept, labels[: len(kept)], predicted[: len(kept)])
 
 

@@ -105,7 +105,7 @@ def plan_splits(
     check_number("val_fraction", val_fraction, above=0, below=1)
     check_number("test_fraction", test_fraction, above=0, below=1)
     if train_split is None:
-        train_split = "train" if has_split(data, "train") or not _is_unsplit(data) else None
+        train_split = "train" if has_split(data, "train") or not is_unsplit(data) else None
     else:
         check_split(data, train_split, "--train-split")
     if test_split is not None:
@@ -158,7 +158,7 @@ def check_split(data, split, flag):
     if has_split(data, split):
         return
     hint = ""
-    if _is_unsplit(data):
+    if is_unsplit(data):
         hint = f" It has no splits: leave out {flag} to read all of it (the test split is carved)."
     raise ValueError(f"Dataset {data!r} has no split {split!r} ({flag} {split}).{hint}")
 
@@ -171,7 +171,7 @@ def has_split(data, split):
         return False
 
 
-def _is_unsplit(data):
+def is_unsplit(data):
     """Whether `data` is read whole: a `"csv:"` file, or a `"folder:"` of
     class sub-folders (no split sub-folders)."""
     if not isinstance(data, str):
