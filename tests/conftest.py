@@ -1,4 +1,5 @@
 import os
+import re
 
 import keras
 import numpy as np
@@ -18,7 +19,18 @@ def pytest_addoption(parser):
     )
 
 
+# A test named for a bad input a user can give (e.g. `test_bad_weights`,
+# `test_unknown_name`, `test_splits_with_other_class_names_are_refused`) counts
+# as a `bad_input` case without its own mark; others carry the mark by hand.
+_BAD_INPUT_NAME = re.compile(
+    r"^test_[a-z0-9_]*(bad|invalid|refus|reject|unknown|wrong|mismatch)"
+)
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _BAD_INPUT_NAME.match(getattr(item, "originalname", item.name)):
+            item.add_marker(pytest.mark.bad_input)
     for marker, option, reason in (
         ("large", "--run-large", "needs network downloads"),
         ("slow", "--run-slow", "slow offline test"),
@@ -32,10 +44,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 _BAD_INPUTS = {"held": 0, "not held": 0}
+_DOC_EXAMPLES = {"passed": 0, "failed": 0, "skipped": 0}
 
 
 def pytest_runtest_logreport(report):
-    """Counts the `bad_input` cases that ran: held (passed) or not (failed)."""
+    """Counts the `bad_input` cases that ran: held (passed) or not (failed).
+
+    Also counts the `doc_example` items: passed, failed, skipped.
+    """
+    if "doc_example" in report.keywords:
+        if report.skipped:
+            _DOC_EXAMPLES["skipped"] += 1
+        elif report.when == "call" or (report.when == "setup" and report.failed):
+            _DOC_EXAMPLES["passed" if report.passed else "failed"] += 1
     if "bad_input" not in report.keywords or report.skipped:
         return
     if report.when == "call" or (report.when == "setup" and report.failed):
@@ -43,6 +64,13 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if sum(_DOC_EXAMPLES.values()):
+        terminalreporter.write_line(
+            f"docstring examples and README/docs blocks executed on "
+            f"{os.environ.get('KERAS_BACKEND')}: {_DOC_EXAMPLES['passed'] + _DOC_EXAMPLES['failed']}"
+            f" (passed {_DOC_EXAMPLES['passed']}, failed {_DOC_EXAMPLES['failed']}, "
+            f"skipped {_DOC_EXAMPLES['skipped']})"
+        )
     tried = sum(_BAD_INPUTS.values())
     if tried:
         terminalreporter.write_line(
