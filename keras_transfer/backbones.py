@@ -212,10 +212,11 @@ def load_backbone(
 
     ```python
     features, preprocessing = keras_transfer.backbones.load_backbone(
-        "resnet50", input_shape=(224, 224, 3)
+        "mobilenet", weights=None, input_shape=(32, 32, 3)  # "imagenet" in real use
     )
-    inputs = keras.Input((224, 224, 3), dtype="uint8")
+    inputs = keras.Input((32, 32, 3), dtype="uint8")  # raw pixels
     embeddings = features(preprocessing(inputs), training=False)
+    embeddings.shape  # (None, 1024)
     ```
     """
     _check_weights(weights)

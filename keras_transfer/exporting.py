@@ -84,9 +84,19 @@ def export(model, path, *, overwrite=False, probe=None, atol=1e-4, format="auto"
 
     Example:
 
-    >>> result = keras_transfer.export(model, "exported/flowers")
-    >>> reloaded = tf.saved_model.load(result.path)
-    >>> logits = reloaded.signatures["serving_default"](image=images)["logits"]
+    ```python
+    import tensorflow as tf
+
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+
+    result = keras_transfer.export(model, "exported/flowers")
+    reloaded = tf.saved_model.load(result.path)
+    images = tf.random.uniform((2, 16, 16, 3), maxval=255)
+    logits = reloaded.signatures["serving_default"](image=images)["logits"]
+    logits.shape  # TensorShape([2, 3])
+    ```
     """
     backend = keras.backend.backend()
     format = _resolve_format(format)

@@ -89,9 +89,20 @@ def extract(
 
     Example:
 
-    >>> features = keras_transfer.features.extract(
-    ...     backbone, (x_train, y_train), cache_dir="cache/train")
-    >>> features.reused_batches, features.computed_batches
+    ```python
+    backbone = keras_transfer.models.cnn_features((16, 16, 3))  # pretrained in real use
+    keras_transfer.freeze(backbone)
+    x_train, y_train = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    data = (x_train[:64], y_train[:64])
+
+    features = keras_transfer.features.extract(
+        backbone, data, cache_dir="cache/train", batch_size=32)
+    features.reused_batches, features.computed_batches  # (0, 2)
+    features = keras_transfer.features.extract(  # again: read back from disk
+        backbone, data, cache_dir="cache/train", batch_size=32)
+    features.reused_batches, features.computed_batches  # (2, 0)
+    features.arrays()[0].shape  # (64, 16)
+    ```
     """
     batch_size = check_int("batch_size", batch_size, minimum=1)
     shard_bytes = check_int("shard_bytes", shard_bytes, minimum=1)
@@ -305,8 +316,14 @@ def attach(backbone, head, name=None):
 
     Example:
 
-    >>> model = keras_transfer.features.attach(backbone, head)
-    >>> keras_transfer.export(model, "exported/")
+    ```python
+    backbone = keras_transfer.models.cnn_features((16, 16, 3))  # 16 features
+    keras_transfer.freeze(backbone)
+    head = keras.Sequential([keras.Input((16,)), keras.layers.Dense(10)])
+    # ... train `head` on `keras_transfer.features.extract(backbone, ...)` ...
+    model = keras_transfer.features.attach(backbone, head)
+    model.output_shape  # (None, 10): raw images in, ready for keras_transfer.export
+    ```
     """
     model = feature_model(backbone)
     if not callable(head):
@@ -400,10 +417,17 @@ def fit_cached(
 
     Example:
 
-    >>> model = keras_transfer.zoo.build("feature_extraction/resnet50", 5)
-    >>> keras_transfer.features.fit_cached(
-    ...     model, train_ds, validation_data=val_ds, cache_dir="cache/", epochs=10)
-    >>> keras_transfer.export(model, "exported/")
+    ```python
+    # e.g. "feature_extraction/resnet50", whose backbone comes frozen.
+    model = keras_transfer.zoo.build("test/tiny_cnn", 10, input_shape=(16, 16, 3))
+    keras_transfer.freeze(model.get_layer("features"))
+    x, y = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    x_val, y_val = keras_transfer.datasets.load_builtin("digits", "test", 16)
+    keras_transfer.features.fit_cached(
+        model, x[:64], y[:64], validation_data=(x_val[:32], y_val[:32]),
+        cache_dir="cache", epochs=2, verbose=0)
+    # `model` itself is trained: evaluate, save or keras_transfer.export it.
+    ```
     """
     if not getattr(model, "compiled", False):
         raise ValueError(

@@ -180,9 +180,11 @@ def freeze(model, selector=None):
     Example:
 
     ```python
-    base = keras.applications.ResNet50(weights=None, include_top=False)
-    keras_transfer.freeze(base)                 # the whole backbone
-    keras_transfer.unfreeze(base, "conv5_*")    # then the last stage
+    base = keras_transfer.models.cnn_features((32, 32, 3))  # e.g. a ResNet50
+    keras_transfer.freeze(base)           # the whole backbone
+    keras_transfer.unfreeze(base, "*1")   # then the last block (ResNet50: "conv5_*")
+    [layer.name for layer in base.layers if layer.trainable]
+    # ['conv1', 'relu1', 'pool1']: BatchNormalization bn1 stays frozen
     ```
     """
     return _apply(model, select_layers(model, selector), trainable=False)

@@ -110,8 +110,10 @@ class ClassificationHead(keras.layers.Layer):
     Example:
 
     ```python
-    head = keras_transfer.heads.ClassificationHead(10, hidden_units=(256,))
-    outputs = head(feature_map)
+    feature_map = keras.Input((4, 4, 32))  # a backbone's output
+    head = keras_transfer.heads.ClassificationHead(10, hidden_units=(64,))
+    outputs = head(feature_map)  # (None, 10) logits
+    model = keras.Model(feature_map, outputs)
     model.compile(
         optimizer="adam", loss=head.loss(), metrics=head.default_metrics()
     )

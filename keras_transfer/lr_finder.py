@@ -158,10 +158,17 @@ def lr_find(
     Example:
 
     ```python
+    x, y = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    model = keras.Sequential([
+        keras.Input((16, 16, 3)),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    result = keras_transfer.lr_find(model, train_ds, plot_path="lr.png")
+    result = keras_transfer.lr_find(model, (x, y), num_steps=20, plot_path="lr.png")
     model.optimizer.learning_rate = result.suggestion
-    model.fit(train_ds, epochs=5)
+    model.fit(x, y, epochs=1, verbose=0)
     ```
 
     Reference:

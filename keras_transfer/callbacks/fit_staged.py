@@ -50,9 +50,20 @@ def fit_staged(
     Example:
 
     ```python
-    history = keras_transfer.callbacks.fit_staged(
-        model, {2: "conv5_*", 4: ("conv4_*", 0.1)}, ds, epochs=6
+    x, y = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    base = keras_transfer.models.cnn_features((16, 16, 3))  # layers conv0.., conv1..
+    keras_transfer.freeze(base)
+    model = keras.Sequential([base, keras.layers.Dense(10)])
+    model.compile(
+        optimizer=keras_transfer.optimizers.LayerwiseOptimizer("adam"),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
+    # Epoch 0: head only; epoch 1: + last block; epoch 2: + first block at lr/10.
+    history = keras_transfer.callbacks.fit_staged(
+        model, {1: "*1", 2: ("*0", 0.1)}, x[:64], y[:64],
+        epochs=3, target=base, batch_size=32, verbose=0,
+    )
+    history.epoch  # [0, 1, 2]
     ```
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:

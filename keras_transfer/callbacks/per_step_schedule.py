@@ -59,7 +59,11 @@ class PerStepSchedule(keras.callbacks.Callback):
             warmup_steps=steps_per_epoch,
         )
     )
-    model.fit(train_ds, epochs=10, callbacks=[cosine])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer="adam", loss="mse")
+    x, y = np.random.rand(32, 4), np.random.rand(32, 3)
+    model.fit(x, y, batch_size=8, epochs=2, callbacks=[cosine], verbose=0)
+    # 4 steps per epoch: one epoch of warmup, then one of cosine decay.
     ```
     """
 

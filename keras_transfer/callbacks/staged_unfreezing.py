@@ -54,16 +54,24 @@ class StagedUnfreezing(keras.callbacks.Callback):
     Example:
 
     ```python
-    base = keras.applications.MobileNetV3Small(include_top=False, weights=None)
+    x, y = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    base = keras_transfer.models.cnn_features((16, 16, 3))  # layers conv0.., conv1..
     keras_transfer.freeze(base)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model = keras.Sequential([base, keras.layers.Dense(10)])
+    model.compile(
+        optimizer=keras_transfer.optimizers.LayerwiseOptimizer("adam"),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    # Epoch 0: head only; epoch 1: + last block; epoch 2: + first block at lr/10.
     model.fit(
-        ds,
-        epochs=6,
+        x[:64],
+        y[:64],
+        batch_size=32,
+        epochs=3,
+        verbose=0,
         callbacks=[
             keras_transfer.callbacks.StagedUnfreezing(
-                {2: "expanded_conv_10*", 4: ("expanded_conv_[6-9]*", 0.1)},
-                target=base,
+                {1: "*1", 2: ("*0", 0.1)}, target=base
             )
         ],
     )

@@ -81,6 +81,7 @@ def load_builtin(name, split, image_size=32, seed=0):
 
     >>> x, y = keras_transfer.datasets.load_builtin("digits-m", "train")
     >>> x.shape, x.dtype, y[:5]
+    ((719, 32, 32, 3), dtype('uint8'), array([1, 3, 4, 6, 7]))
 
     Reference:
         - [Ganin et al., 2016](https://arxiv.org/abs/1505.07818) (MNIST-M)

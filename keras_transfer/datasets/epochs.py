@@ -89,6 +89,11 @@ def keyed_passes(source, prepare, batch_size, shuffle, augment, flip, seed, num_
         return data
 
     batches = tf.data.Dataset.from_tensors(0).flat_map(one_pass)
+    if num_examples is None and isinstance(source, tf.data.Dataset):
+        # A stream that knows its length (e.g. a tfds split without stored
+        # split metadata) still gives `fit` its steps per epoch.
+        known = int(source.cardinality())
+        num_examples = known if known >= 0 else None
     if num_examples is not None:
         batches = batches.apply(
             tf.data.experimental.assert_cardinality(math.ceil(num_examples / batch_size))
@@ -157,8 +162,11 @@ class EpochSync(keras.callbacks.Callback):
     Example:
 
     ```python
-    train = keras_transfer.datasets.load("digits", "train", image_size=32)
-    model.fit(train, epochs=10, callbacks=[
+    train = keras_transfer.datasets.load(
+        "digits", "train", image_size=16, indices=np.arange(64)
+    )
+    model = keras_transfer.zoo.build("test/tiny_cnn", 10, input_shape=(16, 16, 3))
+    model.fit(train, epochs=2, verbose=0, callbacks=[
         keras.callbacks.BackupAndRestore("run/backup"),
         keras_transfer.datasets.EpochSync(train),
     ])

@@ -214,8 +214,14 @@ def load(
 
     Example:
 
-    >>> train = keras_transfer.datasets.load("tfds:cifar10", "train", image_size=96)
-    >>> model.fit(train, epochs=3)
+    ```python
+    # "tfds:cifar10" or "folder:photos" load the same way; "digits" is offline.
+    train = keras_transfer.datasets.load("digits", "train", image_size=16)
+    images, labels = next(iter(train))
+    images.shape, images.dtype  # (TensorShape([32, 16, 16, 3]), tf.float32)
+    model = keras_transfer.zoo.build("test/tiny_cnn", 10, input_shape=(16, 16, 3))
+    model.fit(train.take(2), epochs=1, verbose=0)
+    ```
     """
     import tensorflow as tf
 
@@ -659,8 +665,16 @@ def find_unreadable_images(spec, split=None):
 
     Example:
 
-    >>> keras_transfer.datasets.find_unreadable_images("folder:photos", "train")
-    ['photos/train/cat/truncated.jpg']
+    ```python
+    import os
+
+    os.makedirs("photos/train/cat")
+    keras.utils.save_img("photos/train/cat/ok.png", np.zeros((8, 8, 3)))
+    with open("photos/train/cat/broken.jpg", "wb") as file:
+        file.write(b"not a JPEG")
+    keras_transfer.datasets.find_unreadable_images("folder:photos", "train")
+    # ['photos/train/cat/broken.jpg']
+    ```
     """
     import tensorflow as tf
 
