@@ -54,7 +54,13 @@ def logme(features, labels, *, tolerance=0.01, max_iterations=11):
 
     Example:
 
-    >>> keras_transfer.ranking.logme(features, labels)
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 3, size=100)
+    >>> informative = np.eye(3)[labels] + 0.3 * rng.normal(size=(100, 3))
+    >>> noise = rng.normal(size=(100, 3))
+    >>> keras_transfer.ranking.logme(informative, labels) > (
+    ...     keras_transfer.ranking.logme(noise, labels))
+    True
 
     Reference:
         - [You et al., 2021](https://arxiv.org/abs/2102.11005)
@@ -115,7 +121,13 @@ def h_score(features, labels):
 
     Example:
 
-    >>> keras_transfer.ranking.h_score(features, labels)
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 3, size=100)
+    >>> informative = np.eye(3)[labels] + 0.3 * rng.normal(size=(100, 3))
+    >>> noise = rng.normal(size=(100, 3))
+    >>> keras_transfer.ranking.h_score(informative, labels) > (
+    ...     keras_transfer.ranking.h_score(noise, labels))
+    True
 
     Reference:
         - [Bao et al., 2019](https://doi.org/10.1109/ICIP.2019.8803726),
@@ -196,11 +208,14 @@ def rank(candidates, data, *, metric="logme", batch_size=64, cache_dir=None):
 
     Example:
 
+    >>> x, y = keras_transfer.datasets.load_builtin("digits", "train")
+    >>> # In real use: {"resnet50": keras_transfer.load_backbone("resnet50"),
+    >>> #               "efficientnetb0": ...}, pretrained.
     >>> ranking = keras_transfer.rank(
-    ...     {"resnet50": keras_transfer.load_backbone("resnet50"),
-    ...      "efficientnetb0": keras_transfer.load_backbone("efficientnetb0")},
-    ...     (x_train, y_train))
-    >>> print(ranking)
+    ...     {"narrow": keras_transfer.models.cnn_features((32, 32, 3), (4,)),
+    ...      "wide": keras_transfer.models.cnn_features((32, 32, 3), (32,))},
+    ...     (x[:64], y[:64]))
+    >>> print(ranking)  # a markdown table, best first
     >>> ranking.best
 
     Reference:

@@ -39,11 +39,20 @@ class SparseF1Score(keras.metrics.F1Score):
     Example:
 
     ```python
+    metric = keras_transfer.metrics.SparseF1Score()
+    labels = np.array([0, 1, 2, 2])
+    logits = np.array([[2.0, 0, 0], [0, 2, 0], [0, 2, 0], [0, 0, 2]])
+    metric.update_state(labels, logits)
+    print(float(metric.result()))  # 0.7778 (F1 per class: 1, 0.667, 0.667)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
     model.compile(
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras_transfer.metrics.SparseF1Score(name="macro_f1")],
     )
+    model.fit(np.random.rand(8, 4), labels.repeat(2), epochs=1, verbose=0)
     ```
     """
 

@@ -54,10 +54,14 @@ def build_classifier(
     Example:
 
     ```python
+    images, labels = keras_transfer.datasets.load_builtin("digits", "train")
     model = keras_transfer.models.build_classifier(
-        "efficientnet_v2_b0", num_classes=5, input_shape=(224, 224, 3)
+        "mobilenet",
+        num_classes=10,
+        input_shape=(32, 32, 3),  # e.g. (224, 224, 3) in real use
+        weights=None,  # weights="imagenet" (the default) in real use
     )
-    model.fit(images_uint8, labels, epochs=3)
+    model.fit(images[:16], labels[:16], batch_size=8, epochs=1)
     ```
     """
     loaded = (

@@ -38,11 +38,27 @@ class TextClassifier(keras_hub.models.Task):
 
     Example:
 
+    Usually built by `keras_transfer.models.build_classifier` from a
+    pretrained preset, e.g. `build_classifier("bert_tiny_en_uncased", 2)`
+    (or a local preset directory). Here, a tiny untrained BERT:
+
     ```python
-    model = keras_transfer.models.build_classifier(
-        "bert_tiny_en_uncased", num_classes=2
+    import keras_hub
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "film"]
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        keras_hub.models.BertTokenizer(vocabulary), sequence_length=8
     )
-    model.fit(["great movie", "awful film"], [1, 0], epochs=1)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary), num_layers=1, num_heads=2,
+        hidden_dim=8, intermediate_dim=16, max_sequence_length=8,
+    )
+    model = keras_transfer.models.TextClassifier(
+        backbone,
+        keras_transfer.heads.ClassificationHead(2, pooling=None),
+        preprocessor,
+    )
+    model.fit(np.array(["good film", "bad film"]), np.array([1, 0]))  # raw text
     ```
     """
 

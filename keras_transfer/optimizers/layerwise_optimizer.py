@@ -44,11 +44,21 @@ class LayerwiseOptimizer(keras.optimizers.Optimizer):
     Example:
 
     ```python
+    inputs = keras.Input((4,))
+    features = keras.layers.Dense(8, name="backbone")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(features))
+    print([v.path for v in model.trainable_variables])
+    # ['backbone/kernel', 'backbone/bias', 'head/kernel', 'head/bias']
+
     optimizer = keras_transfer.optimizers.LayerwiseOptimizer(
         keras.optimizers.Adam(1e-3),
-        groups=[("backbone/*", 0.1)],
+        groups=[("backbone/*", 0.1)],  # backbone at 1e-4, the rest at 1e-3
     )
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(np.random.rand(8, 4), np.arange(8) % 3, epochs=1, verbose=0)
     ```
 
     Reference:
@@ -213,8 +223,16 @@ def layer_decay_groups(model, decay, blocks=None):
     Example:
 
     ```python
+    model = keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(8, name="bottom"),
+        keras.layers.Dense(8, name="middle"),
+        keras.layers.Dense(3, name="top"),
+    ])
     groups = keras_transfer.optimizers.layer_decay_groups(model, 0.8)
+    print([factor for _, factor in groups])  # top first: [1.0, 0.8, 0.64]
     optimizer = keras_transfer.optimizers.LayerwiseOptimizer("adam", groups)
+    model.compile(optimizer=optimizer, loss="mse")
     ```
     """
     from keras_transfer.freezing import select_layers

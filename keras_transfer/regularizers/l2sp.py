@@ -32,11 +32,10 @@ class L2SP(keras.regularizers.Regularizer):
     Example:
 
     ```python
-    dense = keras.layers.Dense(
-        4, kernel_regularizer=keras_transfer.regularizers.L2SP(
-            0.01, reference=pretrained_kernel
-        )
-    )
+    pretrained = np.ones((3, 4), "float32")  # e.g. a pretrained kernel
+    penalty = keras_transfer.regularizers.L2SP(0.01, reference=pretrained)
+    print(float(penalty(np.zeros((3, 4)))))  # 0.01 / 2 * 12 = 0.06
+    dense = keras.layers.Dense(4, kernel_regularizer=penalty)  # on 3 inputs
     ```
 
     Reference:
@@ -106,12 +105,18 @@ def apply_l2sp(model, backbone, alpha=0.01, beta=0.01):
     Example:
 
     ```python
-    backbone = keras.applications.ResNet50(include_top=False, pooling="avg")
+    # In real use, a pretrained backbone such as
+    # keras.applications.ResNet50(include_top=False, pooling="avg").
+    backbone = keras_transfer.models.cnn_features((32, 32, 3))
     model = keras.Sequential([backbone, keras.layers.Dense(10)])
     keras_transfer.regularizers.apply_l2sp(
         model, backbone, alpha=0.01, beta=0.01
     )
-    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.compile(
+        "sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    images, labels = keras_transfer.datasets.load_builtin("digits", "train")
+    model.fit(images[:8], labels[:8], epochs=1)  # loss includes the penalties
     ```
 
     Reference:

@@ -30,9 +30,12 @@ class DANNDecay(keras.optimizers.schedules.LearningRateSchedule):
     Example:
 
     ```python
+    epochs, steps_per_epoch = 10, 100
     schedule = keras_transfer.schedules.DANNDecay(
-        initial_learning_rate=0.01, total_steps=10 * steps_per_epoch
+        initial_learning_rate=0.01, total_steps=epochs * steps_per_epoch
     )
+    print([float(schedule(step)) for step in (0, 500, 1000)])
+    # [0.01, 0.002608, 0.001656]
     optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9)
     ```
 

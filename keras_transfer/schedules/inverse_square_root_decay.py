@@ -44,10 +44,15 @@ class InverseSquareRootDecay(keras.optimizers.schedules.LearningRateSchedule):
     schedule = keras_transfer.schedules.InverseSquareRootDecay(
         initial_learning_rate=7e-4, warmup_steps=4000
     )
+    print([float(schedule(step)) for step in (0, 2000, 4000, 16000)])
+    # [0.0, 0.00035, 0.0007, 0.00035]
+
     # T5: lr = 1 / sqrt(max(step, 10000)).
     t5 = keras_transfer.schedules.InverseSquareRootDecay(
         initial_learning_rate=0.01, timescale=10000
     )
+    print([float(t5(step)) for step in (0, 10000, 40000)])
+    # [0.01, 0.01, 0.005]
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
     ```
 

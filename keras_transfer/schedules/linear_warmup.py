@@ -50,6 +50,8 @@ class LinearWarmup(WrapsSchedule, keras.optimizers.schedules.LearningRateSchedul
         initial_learning_rate=1e-3, first_decay_steps=1000
     )
     schedule = keras_transfer.schedules.LinearWarmup(sgdr, warmup_steps=500)
+    print([float(schedule(step)) for step in (0, 250, 500, 1000, 1500)])
+    # [0.0, 0.0005, 0.001, 0.0005, 0.001]  (restart at step 1500)
     optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9)
     ```
 

@@ -58,9 +58,12 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     Example:
 
     ```python
+    epochs, steps_per_epoch = 10, 10
     schedule = keras_transfer.schedules.OneCycle(
         max_learning_rate=1e-3, total_steps=epochs * steps_per_epoch
     )
+    print([float(schedule(step)) for step in (0, 30, 100)])
+    # [4e-05, 0.0009995, 4e-09]: up to the peak at 30%, then down
     optimizer = keras.optimizers.AdamW(learning_rate=schedule)
     ```
 

@@ -31,11 +31,22 @@ class StepOffset(WrapsSchedule, keras.optimizers.schedules.LearningRateSchedule)
     Example:
 
     ```python
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    x, y = np.random.rand(8, 2), np.random.rand(8, 1)
+    model.fit(x, y, batch_size=2, verbose=0)  # first stage: 4 steps
+
+    # Second stage: a cosine decay that starts from its top at step 4.
     optimizer = model.optimizer
-    optimizer.learning_rate = keras_transfer.schedules.StepOffset(
+    schedule = keras_transfer.schedules.StepOffset(
         keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=1000),
         offset=int(optimizer.iterations),
     )
+    print(float(schedule(4)), float(schedule(504)))  # 0.001 0.0005
+    optimizer.learning_rate = schedule
+    model.compile(optimizer, "mse")  # rebuild the train step for the new rate
+    model.fit(x, y, batch_size=2, verbose=0)
     ```
     """
 
