@@ -3,6 +3,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from sklearn.metrics import f1_score
 
@@ -44,3 +45,32 @@ def test_quick_demo_writes_its_report_and_a_verified_export(tmp_path):
     np.testing.assert_allclose(
         np.asarray(served), reloaded.predict(x[:4].astype("float32"), verbose=0), atol=1e-4
     )
+
+
+def test_overwrite_replaces_the_old_demo_folder_whole_or_not_at_all(tmp_path, monkeypatch):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "report.md").write_text("old run")
+    (out / "old_only.txt").write_text("old run")
+
+    def fails(staging, final, quick, seed):
+        (tmp_path / "staging").write_text(staging)
+        with open(os.path.join(staging, "report.md"), "w") as f:
+            f.write("half a new run")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "_run", fails)
+    with pytest.raises(KeyboardInterrupt):
+        demo.run(out=str(out), overwrite=True)
+    assert sorted(os.listdir(out)) == ["old_only.txt", "report.md"]
+    assert (out / "report.md").read_text() == "old run"
+    assert not os.path.exists((tmp_path / "staging").read_text())  # No leftovers.
+
+    def succeeds(staging, final, quick, seed):
+        with open(os.path.join(staging, "report.md"), "w") as f:
+            f.write("new run")
+        return {"exported": {"path": os.path.join(final, "saved_model")}, "seconds": 0}
+
+    monkeypatch.setattr(demo, "_run", succeeds)
+    demo.run(out=str(out), overwrite=True)
+    assert os.listdir(out) == ["report.md"] and (out / "report.md").read_text() == "new run"

@@ -17,11 +17,13 @@ exported, verified model of the best target method.
 """
 
 import os
+import shutil
 import time
 
 import keras
 import numpy as np
 
+from keras_transfer import _atomic
 from keras_transfer import adaptation
 from keras_transfer._atomic import atomic_path
 from keras_transfer._atomic import write_json
@@ -65,13 +67,33 @@ EXPECTED = {
 def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
     """Run the demo and write its report. Returns the metrics dict.
 
+    The files are written into a hidden sibling of `out`, which replaces
+    `out` whole at the end: a demo killed at any moment leaves the old `out`
+    as it was (a new `out` stays empty), never a mix of two runs.
+
     Args:
         out: String. Output folder. Defaults to `"runs/demo"`.
         quick: Bool. A smaller, faster variant (fewer epochs, 16 px images).
-        overwrite: Bool. Replace the files of an existing non-empty `out`.
+        overwrite: Bool. Replace an existing non-empty `out` (at the end).
         seed: Int. Seeds weights, shuffling and the few-label subset.
     """
-    out = reports.prepare_output_dir(out, overwrite)
+    final = reports.prepare_output_dir(out, overwrite)
+    staging = _atomic.sibling(final, "incomplete")
+    os.makedirs(staging)
+    try:
+        metrics = _run(staging, final, quick, seed)
+        _atomic.crash_point("demo:swap")
+        _atomic.replace(staging, final)
+    finally:
+        if os.path.lexists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+    print(f"\nwrote {final}: metrics.json, curves.png, report.md, model.keras, "
+          f"{os.path.basename(metrics['exported']['path'])} ({metrics['seconds']} s)")
+    return metrics
+
+
+def _run(out, final, quick, seed):
+    """The demo, writing into the folder `out` that becomes `final`."""
     config = QUICK if quick else FULL
     keras.utils.set_random_seed(seed)
     started = time.time()
@@ -165,7 +187,7 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         "target_test_macro_f1": {k: v for k, v in f1_scores.items() if "(" not in k},
         "source_test_accuracy": results["source-only (source test)"],
         "source_test_macro_f1": f1_scores["source-only (source test)"],
-        "exported": {"method": best, "path": export_path},
+        "exported": {"method": best, "path": os.path.join(final, os.path.relpath(export_path, out))},
         "seconds": round(time.time() - started, 1),
         "history": histories,
     }
@@ -187,8 +209,6 @@ def run(out=os.path.join("runs", "demo"), quick=False, overwrite=False, seed=0):
         f"without labels {max(results['DANN'], results['CORAL']):.3f}.\n"
         f"expected: {EXPECTED['quick' if quick else 'full']}"
     )
-    print(f"\nwrote {out}: metrics.json, curves.png, report.md, model.keras, "
-          f"{os.path.basename(export_path)} ({metrics['seconds']} s)")
     return metrics
 
 
