@@ -45,11 +45,13 @@ def build(
 
     Example:
 
-    >>> model = keras_transfer.zoo.build(
-    ...     "image_classification/efficientnetb0", num_classes=5)
-    >>> model.fit(train_ds, validation_data=val_ds, epochs=10,
-    ...           callbacks=keras_transfer.zoo.recipe(
-    ...               "image_classification/efficientnetb0", epochs=10))
+    >>> x, y = keras_transfer.datasets.load_builtin("digits", "train", 32)
+    >>> model = keras_transfer.zoo.build("test/tiny_cnn", num_classes=10)
+    >>> history = model.fit(
+    ...     x[:32], y[:32], validation_data=(x[32:48], y[32:48]), epochs=2,
+    ...     callbacks=keras_transfer.zoo.recipe("test/tiny_cnn", epochs=2))
+    >>> # A pretrained task, e.g. "image_classification/efficientnetb0", builds
+    >>> # the same way (weights="imagenet" by default; weights=None: random).
     """
     spec = registry.get_task(name)
     check_num_classes(num_classes)

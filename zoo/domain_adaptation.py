@@ -94,11 +94,18 @@ def adapt(name, num_classes, source, target, weights="imagenet", input_shape=Non
 
     ```python
     from keras_transfer.zoo import domain_adaptation
+    x_source, y_source = keras_transfer.datasets.load_builtin("digits", "train", 32)
+    x_target, _ = keras_transfer.datasets.load_builtin("digits-m", "train", 32)
+    x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 32)
     result = domain_adaptation.adapt(
         "domain_adaptation/recommended_mobilenetv3small", 10,
-        (x_source, y_source), x_target, epochs=10)
+        (x_source[:100], y_source[:100]), x_target[:100],
+        weights=None,  # the default, "imagenet", in real use
+        # A smoke run: source-only alone, one step. In real use: all the data,
+        # every candidate (no budget) and epochs=10+.
+        budget=1, epochs=1, batch_size=160)
     print(result.report)
-    result.classifier.evaluate(x_test, y_test)
+    result.classifier.evaluate(x_test[:32], y_test[:32])
     ```
     """
     from keras_transfer import adaptation

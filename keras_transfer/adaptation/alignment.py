@@ -176,10 +176,16 @@ def build_dann(
     Example:
 
     ```python
+    x_source, y_source = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    x_target, _ = keras_transfer.datasets.load_builtin("digits-m", "train", 16)
+    x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
+    features = keras_transfer.models.cnn_features((16, 16, 3))  # or a pretrained backbone
+    head = keras.layers.Dense(10)                                 # class logits
     model = keras_transfer.adaptation.build_dann(features, head)
     model.fit(keras_transfer.adaptation.paired_dataset(
-        source=(x_source, y_source), target=x_target, batch_size=64), epochs=10)
-    accuracy = model.classifier.evaluate(x_test, y_test)
+        source=(x_source[:64], y_source[:64]), target=x_target[:64], batch_size=32),
+        epochs=1)  # epochs=10+ on the full data in real use
+    loss, accuracy = model.classifier.evaluate(x_test, y_test)  # target accuracy
     ```
     """
     inputs, features = model_inputs(feature_extractor, input_shape)

@@ -131,10 +131,17 @@ def adapt_batch_norm(model, x_target, batch_size=128):
     Example:
 
     ```python
-    classifier = keras_transfer.models.build_classifier("resnet50", num_classes=10)
-    classifier.fit(x_source, y_source, epochs=5)
-    keras_transfer.adaptation.adapt_batch_norm(classifier, x_target)
-    classifier.evaluate(x_target_test, y_target_test)
+    x_source, y_source = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    x_target, y_target = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
+    classifier = keras.Sequential([
+        keras_transfer.models.cnn_features((16, 16, 3)),  # or a pretrained backbone
+        keras.layers.Dense(10),
+    ])
+    classifier.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True), metrics=["accuracy"])
+    classifier.fit(x_source[:128], y_source[:128], epochs=1)
+    keras_transfer.adaptation.adapt_batch_norm(classifier, x_target)  # 2 BN layers
+    classifier.evaluate(x_target, y_target)  # target inputs, target statistics
     ```
 
     Reference:

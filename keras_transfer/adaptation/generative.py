@@ -723,9 +723,10 @@ def build_pixelda(
     x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
     model = keras_transfer.adaptation.build_pixelda((16, 16, 3), num_classes=10)
     model.fit(keras_transfer.datasets.paired_dataset(
-        (x_s, y_s), x_t, batch_size=64, num_classes=10), epochs=100)
+        (x_s[:32], y_s[:32]), x_t[:32], batch_size=16, num_classes=10),
+        epochs=1)  # all rows, batch_size=64, epochs=100 in real use
     model.classifier.evaluate(x_test, y_test)
-    keras_transfer.adaptation.plot_translations(model, x_s[:8], "translations.png")
+    keras_transfer.adaptation.plot_translations(model, x_s[:4], "translations.png")
     ```
 
     Reference:

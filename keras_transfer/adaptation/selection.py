@@ -594,10 +594,16 @@ def select(
     Example:
 
     ```python
+    x_source, y_source = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    x_target, _ = keras_transfer.datasets.load_builtin("digits-m", "train", 16)
+    x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
+    features = keras_transfer.models.cnn_features((16, 16, 3))  # or a pretrained backbone
+    head = keras.layers.Dense(10)
     result = keras_transfer.adaptation.select(
-        features, head, (x_source, y_source), x_target,
-        candidates=["source_only", "dann:weight=0.1", "dann", "mcc"])
-    print(result.report)
+        features, head, (x_source[:100], y_source[:100]), x_target[:100],
+        candidates=["dann:weight=0.1", "mcc"],  # source-only is the baseline, always
+        epochs=1, batch_size=32)  # all rows and the default epochs=30 in real use
+    print(result.report)  # tried, scores, choice and why
     result.classifier.evaluate(x_test, y_test)
     ```
 
@@ -805,8 +811,14 @@ def adapt(
     Example:
 
     ```python
+    x_source, y_source = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    x_target, _ = keras_transfer.datasets.load_builtin("digits-m", "train", 16)
+    x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
+    features = keras_transfer.models.cnn_features((16, 16, 3))  # or a pretrained backbone
+    head = keras.layers.Dense(10)
     result = keras_transfer.adaptation.adapt(
-        features, head, (x_source, y_source), x_target)
+        features, head, (x_source[:100], y_source[:100]), x_target[:100],
+        budget=2, epochs=1, batch_size=32)  # source-only and AdaBN only, here
     print(result.report)                       # tried, scores, choice and why
     result.classifier.evaluate(x_test, y_test)
     ```

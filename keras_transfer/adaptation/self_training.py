@@ -76,10 +76,16 @@ def build_entropy_minimization(
     Example:
 
     ```python
+    x_source, y_source = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    x_target, _ = keras_transfer.datasets.load_builtin("digits-m", "train", 16)
+    x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
+    features = keras_transfer.models.cnn_features((16, 16, 3))  # or a pretrained backbone
+    head = keras.layers.Dense(10)                                 # class logits
     model = keras_transfer.adaptation.build_entropy_minimization(features, head)
     model.fit(keras_transfer.adaptation.paired_dataset(
-        source=(x_source, y_source), target=x_target), epochs=10)
-    model.classifier.evaluate(x_test, y_test)
+        source=(x_source[:64], y_source[:64]), target=x_target[:64], batch_size=32),
+        epochs=1)  # epochs=10+ on the full data in real use
+    loss, accuracy = model.classifier.evaluate(x_test, y_test)  # target accuracy
     ```
 
     Reference:
@@ -126,10 +132,16 @@ def build_mcc(
     Example:
 
     ```python
+    x_source, y_source = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    x_target, _ = keras_transfer.datasets.load_builtin("digits-m", "train", 16)
+    x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
+    features = keras_transfer.models.cnn_features((16, 16, 3))  # or a pretrained backbone
+    head = keras.layers.Dense(10)                                 # class logits
     model = keras_transfer.adaptation.build_mcc(features, head)
     model.fit(keras_transfer.adaptation.paired_dataset(
-        source=(x_source, y_source), target=x_target), epochs=10)
-    model.classifier.evaluate(x_test, y_test)
+        source=(x_source[:64], y_source[:64]), target=x_target[:64], batch_size=32),
+        epochs=1)  # epochs=10+ on the full data in real use
+    loss, accuracy = model.classifier.evaluate(x_test, y_test)  # target accuracy
     ```
 
     Reference:
@@ -216,10 +228,20 @@ def build_fixmatch(
     Example:
 
     ```python
-    model = keras_transfer.adaptation.build_fixmatch(features, head)
+    x_source, y_source = keras_transfer.datasets.load_builtin("digits", "train", 16)
+    x_target, _ = keras_transfer.datasets.load_builtin("digits-m", "train", 16)
+    x_test, y_test = keras_transfer.datasets.load_builtin("digits-m", "test", 16)
+    features = keras_transfer.models.cnn_features((16, 16, 3))  # or a pretrained backbone
+    head = keras.layers.Dense(10)                                 # class logits
+    model = keras_transfer.adaptation.build_fixmatch(
+        features, head,
+        # Omit for the default strong view (translation, rotation, zoom,
+        # contrast, erasing); a contrast-only view keeps this example fast.
+        augmentation=keras.layers.RandomContrast(0.5, value_range=(0, 255)))
     model.fit(keras_transfer.adaptation.paired_dataset(
-        source=(x_source, y_source), target=x_target), epochs=10)
-    model.classifier.evaluate(x_test, y_test)
+        source=(x_source[:64], y_source[:64]), target=x_target[:64], batch_size=32),
+        epochs=1)  # epochs=10+ on the full data in real use
+    loss, accuracy = model.classifier.evaluate(x_test, y_test)  # target accuracy
     ```
 
     Reference:

@@ -68,14 +68,13 @@ class CoralLoss(keras.losses.Loss):
     Example:
 
     ```python
-    model.compile(
-        optimizer="adam",
-        loss={
-            "label": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            "domain": keras_transfer.losses.CoralLoss(),
-        },
-        loss_weights={"label": 1.0, "domain": 1.0},
-    )
+    domain = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])  # 4 source, 4 target
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    loss = keras_transfer.losses.CoralLoss()
+    loss(domain, np.concatenate([x, x]))       # 0.0: same covariance
+    loss(domain, np.concatenate([x, 3 * x]))   # > 0: target features spread more
+    # In `compile`, on the "domain" output (the features), as build_coral does:
+    # loss={"label": ..., "domain": keras_transfer.losses.CoralLoss()}
     ```
 
     Reference:

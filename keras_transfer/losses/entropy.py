@@ -58,14 +58,12 @@ class EntropyLoss(keras.losses.Loss):
     Example:
 
     ```python
-    model.compile(
-        optimizer="adam",
-        loss={
-            "label": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            "domain": keras_transfer.losses.EntropyLoss(),
-        },
-        loss_weights={"label": 1.0, "domain": 0.1},
-    )
+    domain = np.array([0.0, 0.0, 1.0, 1.0])   # 2 source rows, 2 target rows
+    logits = np.array([[4.0, 0.0], [0.0, 4.0], [0.0, 0.0], [9.0, 0.0]])
+    loss = keras_transfer.losses.EntropyLoss()
+    loss(domain, logits)   # ~0.347 = (log(2) + ~0) / 2, target rows only
+    # In `compile`, on the "domain" output (the logits again):
+    # loss={"label": ..., "domain": keras_transfer.losses.EntropyLoss()}
     ```
 
     Reference:

@@ -77,12 +77,13 @@ class FixMatchLoss(keras.losses.Loss):
     Example:
 
     ```python
-    views = keras.layers.Concatenate()([head(features(x)), head(features(augment(x)))])
-    model.compile(
-        optimizer="adam",
-        loss={"label": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-              "domain": keras_transfer.losses.FixMatchLoss(threshold=0.95)},
-    )
+    domain = np.array([0.0, 0.0, 1.0, 1.0])   # 2 source rows, 2 target rows
+    weak = np.array([[5.0, 0.0], [5.0, 0.0], [5.0, 0.0], [0.0, 0.0]])
+    strong = np.array([[0.0, 5.0], [0.0, 5.0], [0.0, 5.0], [0.0, 5.0]])
+    loss = keras_transfer.losses.FixMatchLoss(threshold=0.95)
+    # Row 2 is confident (class 0) but its strong view says class 1: CE ~5.0;
+    # row 3 is not confident: 0. Mean over the target rows: ~2.5.
+    loss(domain, np.concatenate([weak, strong], axis=-1))
     ```
 
     Reference:

@@ -82,13 +82,13 @@ class MCCLoss(keras.losses.Loss):
     Example:
 
     ```python
-    model.compile(
-        optimizer="adam",
-        loss={
-            "label": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            "domain": keras_transfer.losses.MCCLoss(temperature=2.5),
-        },
-    )
+    domain = np.array([0.0, 0.0, 1.0, 1.0])   # 2 source rows, 2 target rows
+    loss = keras_transfer.losses.MCCLoss(temperature=2.5)
+    confused = np.array([[4.0, 0.0], [0.0, 4.0], [0.0, 0.0], [9.0, 0.0]])
+    confident = np.array([[4.0, 0.0], [0.0, 4.0], [9.0, 0.0], [0.0, 9.0]])
+    loss(domain, confused)    # ~0.35
+    loss(domain, confident)   # ~0.05: less confusion between the classes
+    # In `compile`, on the "domain" output (the logits again), as build_mcc does.
     ```
 
     Reference:

@@ -124,13 +124,12 @@ class MMDLoss(keras.losses.Loss):
     Example:
 
     ```python
-    model.compile(
-        optimizer="adam",
-        loss={
-            "label": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            "domain": keras_transfer.losses.MMDLoss(num_kernels=5),
-        },
-    )
+    domain = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0])  # 4 source, 4 target
+    x = np.random.default_rng(0).normal(size=(4, 3))
+    loss = keras_transfer.losses.MMDLoss(num_kernels=5)
+    loss(domain, np.concatenate([x, x]))         # 0.0: same distribution
+    loss(domain, np.concatenate([x, x + 3.0]))   # > 0: target features shifted
+    # In `compile`, on the "domain" output (the features), as build_mmd does.
     ```
 
     Reference:

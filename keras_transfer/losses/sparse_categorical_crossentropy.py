@@ -37,6 +37,11 @@ class SparseCategoricalCrossentropy(keras.losses.SparseCategoricalCrossentropy):
     loss = keras_transfer.losses.SparseCategoricalCrossentropy(
         from_logits=True, label_smoothing=0.1
     )
+    y_true = np.array([0, 1])
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    loss(y_true, logits)   # ~0.736 (~0.669 without smoothing)
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     model.compile(optimizer="adam", loss=loss)
     ```
 
