@@ -25,6 +25,7 @@ KERAS_INTERNALS = {
         "BaseOptimizer._trainable_variables",
         "BaseOptimizer._trainable_variables_indices",
         "BaseOptimizer._track_variable",
+        "BaseOptimizer._tracker",
         "BaseOptimizer._var_key",
         "BaseOptimizer._backend_update_step",
         "BaseOptimizer._apply_weight_decay",
@@ -39,6 +40,7 @@ KERAS_INTERNALS = {
         "Trainer._initial_epoch",
     ),
     "backend/jax/trainer.py": ("JAXTrainer._jax_state_synced",),
+    "utils/tracking.py": ("DotNotTrackScope", "Tracker.config", "Tracker.stored_ids"),
 }
 
 
@@ -215,7 +217,18 @@ def _is_kept(optimizer, variable):
 def _forget_build(optimizer):
     """Undoes `BaseOptimizer.build`, keeping the constructor's variables."""
     kept = _constructor_variables(optimizer)
-    del optimizer._variables[:]
+    # A fresh list rather than `del optimizer._variables[:]`: on TensorFlow the
+    # attribute is a tracking `ListWrapper`, which refuses to be saved (a
+    # SavedModel export of the model) once an element was deleted. The
+    # optimizer's `Tracker` appends to the list object it was given, so it is
+    # pointed at the new one.
+    from keras.src.utils import tracking  # DotNotTrackScope: keras/src/utils/tracking.py
+
+    is_variable, _ = optimizer._tracker.config["variables"]
+    with tracking.DotNotTrackScope():  # A plain (TensorFlow: tracked) list, as __init__ makes.
+        optimizer._variables = []
+    optimizer._tracker.config["variables"] = (is_variable, optimizer._variables)
+    optimizer._tracker.stored_ids["variables"] = set()
     for variable in kept:
         optimizer._track_variable(variable)
     optimizer._trainable_variables = []
@@ -339,7 +352,9 @@ def check_assumptions():
         assert built_variables(optimizer) == [variable]
         assert isinstance(optimizer._trainable_variables_indices, dict)
         assert optimizer._variables == optimizer.variables
+        assert optimizer._tracker.config["variables"][1] is optimizer._variables
         rebuild_optimizer(optimizer, [variable])
+        assert optimizer._tracker.config["variables"][1] is optimizer._variables
         # iterations, learning rate, and Adam's m and v of the one variable.
         return len(optimizer.variables) == 4
 
