@@ -289,3 +289,56 @@ def test_unsplit_data_gets_a_stratified_seeded_test_split_carved(tmp_path):
         splits.plan_splits("digits", test_split="holdout")
     with pytest.raises(ValueError, match="leave out --train-split"):
         splits.plan_splits("folder:" + str(tmp_path / "pets"), train_split="train")
+
+
+@needs_jax_or_torch
+def test_a_saved_image_classification_zoo_model_is_evaluated_and_predicted_by_the_cli(tmp_path):
+    """The model carries `ImageNetPreprocessing` and `ClassificationHead`: the
+    CLI process loads it with nothing imported by hand (issue: it could not)."""
+    from keras_transfer import zoo
+
+    model = zoo.build(
+        "image_classification/mobilenetv3small", 10, weights=None, input_shape=(32, 32, 3)
+    )
+    model.save(tmp_path / "zoo.keras")
+    evaluate = _cli(
+        "evaluate", "zoo.keras", "--data", "digits", "--split", "test", cwd=tmp_path
+    )
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert "digits split 'test'" in evaluate.stdout and "'macro_f1'" in evaluate.stdout
+    x, _ = datasets.load_builtin("digits", "test", image_size=32)
+    keras.utils.save_img(tmp_path / "digit.png", x[0])
+    predict = _cli("predict", "zoo.keras", "digit.png", cwd=tmp_path)
+    assert predict.returncode == 0, predict.stderr
+    assert predict.stdout.strip().splitlines()[-1].startswith("digit.png: ")
+
+
+@needs_jax_or_torch
+def test_flag_errors_text_data_and_info_as_users_call_them(tmp_path):
+    """Items the in-process tests above check, once more through the command line."""
+    # A wrong --num-classes: one line naming the flag, exit 2, no run folder.
+    wrong = _cli(
+        "fit", "test/tiny_cnn", "--data", "digits", "--num-classes", "4", "--epochs", "1",
+        "--out", "run", cwd=tmp_path,
+    )
+    assert wrong.returncode == 2, wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1 and "--num-classes is 4" in wrong.stderr
+    assert not (tmp_path / "run").exists()
+    # Export onto an existing path names --overwrite.
+    (tmp_path / "taken").write_text("x")
+    export = _cli("export", "model.keras", "--out", "taken", cwd=tmp_path)
+    assert export.returncode == 2 and "--overwrite" in export.stderr
+    # Text data from a csv file trains a text task, class names kept.
+    _text_csv(tmp_path / "reviews.csv")
+    text = _cli(
+        "fit", "test/tiny_text", "--data", "csv:reviews.csv", "--epochs", "1",
+        "--batch-size", "8", "--out", "text_run", cwd=tmp_path,
+    )
+    assert text.returncode == 0, text.stderr
+    metrics = json.loads((tmp_path / "text_run" / "metrics.json").read_text())
+    assert metrics["class_names"] == ["neg", "pos"] and metrics["test"]["examples"] == 8
+    # info says what the tiny CNN is: a logits head, everything trainable.
+    info = _cli("info", "test/tiny_cnn", cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "softmax" not in info.stdout and "trainable: True" in info.stdout
+    assert "output: logits (ClassificationHead, activation=None)" in info.stdout
