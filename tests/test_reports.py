@@ -21,14 +21,31 @@ def _pixels(path):
     return np.asarray(Image.open(path).convert("RGB")).astype("int32")
 
 
-def test_curves_have_integer_epochs_markers_and_an_outside_legend(tmp_path):
+def test_curves_have_integer_epochs_markers_and_an_outside_legend(tmp_path, monkeypatch):
     histories = {
         "transfer": {"loss": [2.0, 1.5, 1.0], "val_loss": [2.1, 1.7, 1.2],
                      "accuracy": [0.3, 0.5, 0.7], "val_accuracy": [0.3, 0.45, 0.6]},
         "DANN": {"loss": [2.5, 2.0, 1.8], "label_accuracy": [0.2, 0.4, 0.5],
                  "domain_loss": [0.7, 0.69, 0.69]},
     }
+    from matplotlib.figure import Figure
+
+    drawn = []
+    save = Figure.savefig
+
+    def keep(figure, *args, **kwargs):
+        drawn.append(figure)
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
     path = reports.plot_curves(tmp_path / "c.png", histories, "t", markers=[(1, "unfreeze")])
+    (figure,) = drawn
+    for axis in figure.axes:
+        # Whole epochs on the x axis, and the marker between epochs 1 and 2.
+        ticks = [t for t in axis.get_xticks() if axis.get_xlim()[0] <= t <= axis.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert any(list(line.get_xdata()) == [1.5, 1.5] for line in axis.get_lines())
+    assert len(figure.legends) == 1 and not any(axis.get_legend() for axis in figure.axes)
     image = _pixels(path)
     assert image.shape[0] > 300
     # The legend lives below the panels: the bottom strip has ink in it.
