@@ -38,6 +38,8 @@ from keras_transfer.callbacks import StagedUnfreezing
 from keras_transfer.optimizers import LayerwiseOptimizer
 from keras_transfer.ranking import rank
 
+EXPECTED = "a LogME table of the candidates, then the winner at about 0.9 test accuracy (tf_flowers)"
+
 DATA = "tfds:tf_flowers"
 FULL = dict(
     candidates={name: name for name in ("resnet50", "efficientnetb0", "mobilenetv3large", "densenet121")},
@@ -85,6 +87,8 @@ def main(candidates, weights, input_shape, image_size, rank_examples, epochs, un
     )
     scores = model.evaluate(test, return_dict=True, verbose=0)
     print(f"{ranking.best}: test accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}")
+    print(f"expected (full mode): {EXPECTED}; --smoke trains on random stand-ins, "
+          "so its numbers mean nothing")
 
 
 if __name__ == "__main__":
