@@ -195,9 +195,9 @@ def _keras_device():
 
         return str(jax.devices()[0])
     if backend == "torch":
-        from keras.src.backend.torch.core import get_device
+        import torch  # Keras' torch backend trains on CUDA whenever torch has it.
 
-        return str(get_device())
+        return "cuda" if torch.cuda.is_available() else "cpu"
     import tensorflow as tf
 
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
