@@ -75,6 +75,10 @@ def test_fit_writes_every_file_and_refuses_to_overwrite(tmp_path, capsys, monkey
     }
     assert os.listdir(tmp_path) == ["run"]  # No staging or checkpoint leftovers.
     metrics = json.loads((out / "metrics.json").read_text())
+    # Two short epochs: the "did not learn" warning is there exactly when the
+    # loss never fell below chance (ln 10).
+    never_learned = min(metrics["history"]["loss"]) >= 0.99 * np.log(10)
+    assert len(metrics["warnings"]) == int(never_learned)
     assert metrics["num_classes"] == 10 and metrics["input_shape"] == [16, 16, 3]
     assert metrics["class_names"] == [str(i) for i in range(10)]
     assert len(metrics["history"]["loss"]) == metrics["epochs_run"] == 2
@@ -405,3 +409,22 @@ def test_cache_is_refused_for_a_task_that_trains_its_backbone(tmp_path, capsys):
     assert _fit(tmp_path / "run", "--cache", str(tmp_path / "cache")) == 2
     assert "trains its backbone" in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_run_that_never_beat_chance_says_so():
+    """A finished run whose loss stayed at ln(classes) (uniform predictions) is
+    not reported silently as a trained model (seen: MobileNetV3Small with
+    --weights none, features ~1e-10)."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("backend-independent arithmetic: checked on tensorflow")
+    import importlib
+    from types import SimpleNamespace
+
+    cli_main = importlib.import_module("keras_transfer.cli.main")  # the module, not the function
+
+    flat = {"loss": [1.0986, 1.0986, 1.0987]}
+    (warning,) = cli_main._learning_warnings(flat, 3, SimpleNamespace(weights="none"))
+    assert "ln 3 = 1.0986" in warning and "did not learn" in warning and "--weights none" in warning
+    (warning,) = cli_main._learning_warnings(flat, 3, SimpleNamespace(weights="imagenet"))
+    assert "--weights none" not in warning and "more epochs" in warning
+    assert cli_main._learning_warnings({"loss": [1.0986, 0.7]}, 3, SimpleNamespace(weights="none")) == []

@@ -315,7 +315,8 @@ def test_a_saved_image_classification_zoo_model_is_evaluated_and_predicted_by_th
 
 @needs_jax_or_torch
 def test_flag_errors_text_data_and_info_as_users_call_them(tmp_path):
-    """Items the in-process tests above check, once more through the command line."""
+    """Items the in-process tests above check, once more through the command line,
+    and `predict` on texts."""
     # A wrong --num-classes: one line naming the flag, exit 2, no run folder.
     wrong = _cli(
         "fit", "test/tiny_cnn", "--data", "digits", "--num-classes", "4", "--epochs", "1",
@@ -337,6 +338,14 @@ def test_flag_errors_text_data_and_info_as_users_call_them(tmp_path):
     assert text.returncode == 0, text.stderr
     metrics = json.loads((tmp_path / "text_run" / "metrics.json").read_text())
     assert metrics["class_names"] == ["neg", "pos"] and metrics["test"]["examples"] == 8
+    # predict takes texts for a text run, tokenized as in training, and names the classes.
+    said = _cli("predict", "text_run", "great fun loved it", "boring awful", cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    lines = said.stdout.strip().splitlines()[-2:]
+    assert lines[0].startswith("great fun loved it: ") and lines[1].startswith("boring awful: ")
+    assert all("neg: " in line and "pos: " in line for line in lines)
+    bare = _cli("predict", "text_run/model.keras", "great", cwd=tmp_path)
+    assert bare.returncode == 2 and "output folder as MODEL" in bare.stderr
     # info says what the tiny CNN is: a logits head, everything trainable.
     info = _cli("info", "test/tiny_cnn", cwd=tmp_path)
     assert info.returncode == 0, info.stderr

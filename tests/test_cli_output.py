@@ -105,5 +105,5 @@ def test_staged_unfreezing_prints_what_it_unfroze_and_the_rate(capsys):
               callbacks=[StagedUnfreezing({1: "hidden"}, verbose=1)])
     lines = [l for l in capsys.readouterr().out.splitlines() if "StagedUnfreezing" in l]
     assert len(lines) == 1
-    assert "epoch 2 (stage 1)" in lines[0] and "unfroze 'hidden': hidden;" in lines[0]
+    assert "epoch 2 (stages[1])" in lines[0] and "unfroze 'hidden': hidden;" in lines[0]
     assert "learning rate 0.05;" in lines[0] and "4 trainable variables" in lines[0]

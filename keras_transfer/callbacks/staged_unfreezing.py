@@ -180,7 +180,7 @@ class StagedUnfreezing(keras.callbacks.Callback):
             shown = ", ".join(names[:4]) + (f", ... ({len(names)} layers)" if len(names) > 4 else "")
             factor = f" x {lr_factor:g} for these layers" if lr_factor != 1.0 else ""
             print(
-                f"StagedUnfreezing: epoch {epoch + 1} (stage {stage_epoch}): "
+                f"StagedUnfreezing: epoch {epoch + 1} (stages[{stage_epoch}]): "
                 f"unfroze {selector!r}: {shown}; learning rate {rate:.3g}{factor}; "
                 f"{len(model.trainable_variables)} trainable variables.",
                 flush=True,

@@ -309,9 +309,14 @@ def _parser():
     )
     evaluate.set_defaults(run=_evaluate)
 
-    predict = commands.add_parser("predict", help="Classify image files with a saved model.")
+    predict = commands.add_parser(
+        "predict", help="Classify image files (or, with a text model, texts) with a saved model."
+    )
     predict.add_argument("model", help="A .keras file or a `fit` output folder.")
-    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Image files.")
+    predict.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="Image files; for a text model, texts (a path to a file reads the file).",
+    )
     predict.add_argument("--top", type=_positive_int, default=3)
     predict.set_defaults(run=_predict)
 
@@ -590,6 +595,9 @@ def _train(args, model, run, plan, data, callbacks, cache):
             )
         history = commit[-1].history
         _check_finite(history)
+        warnings_found = _learning_warnings(history, info.num_classes, args)
+        for warning in warnings_found:
+            print(f"warning: {warning}")
         validation_metrics = model.evaluate(validation, return_dict=True, verbose=0)
         test_metrics, samples = scoring.score_once(model, test, info.num_classes)
         probe = next(iter(validation))[0][:2].numpy()
@@ -613,6 +621,7 @@ def _train(args, model, run, plan, data, callbacks, cache):
             "features_cache": None if cache is None else (cache or "memory"),
             "epochs_run": len(history.get("loss", [])),
             "history": history,
+            "warnings": warnings_found,
             "validation": validation_metrics,
             "test": test_metrics,
             "export": os.path.join(os.path.abspath(args.out), os.path.basename(exported)),
@@ -735,6 +744,32 @@ class _Diverged(ValueError):
     """The loss became NaN or infinite: nothing of the run is worth keeping."""
 
 
+def _learning_warnings(history, num_classes, args):
+    """What a finished run should not report silently: a model that never learned.
+
+    Uniform predictions cost exactly ln(num_classes) in cross-entropy, with or
+    without label smoothing; a run whose training loss never fell below that
+    ended where it started (e.g. a deep backbone at random initialisation,
+    whose features are all but zero).
+    """
+    import math
+
+    losses = history.get("loss", [])
+    chance = math.log(num_classes)
+    if not losses or min(losses) < 0.99 * chance:
+        return []
+    hint = (
+        " With --weights none a deep backbone starts near-silent (its random"
+        " features are ~0): use pretrained weights (--weights imagenet or a"
+        " weights file), or a small task such as test/tiny_cnn."
+        if args.weights in (None, "none") else " Try more epochs, data, or a higher learning rate."
+    )
+    return [
+        f"the training loss never fell below chance level (ln {num_classes} = "
+        f"{chance:.4f}; lowest {min(losses):.4f}): the model did not learn.{hint}"
+    ]
+
+
 def _check_finite(history):
     """Raises when the loss became NaN or infinite (TerminateOnNaN stopped `fit`)."""
     import math
@@ -840,11 +875,13 @@ def _predict(args):
     from PIL import Image
     from PIL import UnidentifiedImageError
 
-    import keras
-
     model, class_names = _load_model(args.model)
     if class_names is not None:
         _check_model_classes(model, len(class_names), f"the run's {len(class_names)} class names")
+    if len(model.inputs[0].shape) != 4:
+        inputs, labels = _text_inputs(args)
+        _print_top(args, labels, model.predict(inputs, verbose=0), class_names)
+        return 0
     size = _model_image_size(model, None)
     images = []
     for path in args.inputs:
@@ -858,18 +895,72 @@ def _predict(args):
                 f"Input {path!r} is not a readable image ({type(error).__name__}: {error})."
             ) from error
     logits = model.predict(np.stack(images).astype("uint8"), verbose=0)
+    _print_top(args, args.inputs, logits, class_names)
+    return 0
+
+
+def _text_inputs(args):
+    """`(model inputs, labels to print)` of `predict`'s texts for a text model.
+
+    Each INPUT is a text, or the path of a file holding one. The texts are
+    shaped as the run's task takes them (raw strings, or hashed word ids
+    made by the same `datasets.load` code that fed training), so `MODEL`
+    must be the `fit` output folder of a text task.
+    """
+    import csv
+    import tempfile
+
+    import numpy as np
+
+    from keras_transfer import datasets
+    from keras_transfer import zoo
+    from keras_transfer.cli import runs
+
+    settings = runs.finished_settings(args.model) if os.path.isdir(args.model) else None
+    if settings is None:
+        raise ValueError(
+            f"{args.model!r} is a text model; pass its `keras-transfer fit` output "
+            "folder as MODEL (the run's task says how texts become model inputs)."
+        )
+    texts = []
+    for text in args.inputs:
+        if os.path.isfile(text):
+            with open(text, encoding="utf-8") as file:
+                text = file.read()
+        texts.append(text)
+    form = _data_form(zoo.get_task(settings["task"]), None)
+    if "token_ids" not in form:
+        return np.array(texts), args.inputs
+    with tempfile.TemporaryDirectory() as folder:
+        table = os.path.join(folder, "texts.csv")
+        with open(table, "w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(["text", "label"])
+            writer.writerows([text, 0] for text in texts)
+        data = datasets.load(
+            f"csv:{table}", None, batch_size=len(texts), shuffle=False, token_ids=form["token_ids"]
+        )
+        (ids, _), = list(data)
+    return np.asarray(ids), args.inputs
+
+
+def _print_top(args, names, logits, class_names):
+    """One line per input: its top classes, by name where the model has them."""
+    import numpy as np
+
+    import keras
+
     if logits.shape[-1] == 1:  # Binary: one logit for class 1.
         positive = keras.ops.convert_to_numpy(keras.ops.sigmoid(logits))
         probabilities = np.concatenate([1 - positive, positive], axis=-1)
     else:
         probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
-    for path, row in zip(args.inputs, probabilities):
+    for name, row in zip(names, probabilities):
         top = np.argsort(row)[::-1][: args.top]
         ranked = ", ".join(
             f"{class_names[i] if class_names else f'class {i}'}: {row[i]:.3f}" for i in top
         )
-        print(f"{path}: {ranked}")
-    return 0
+        print(f"{name}: {ranked}")
 
 
 def _export(args):
