@@ -831,7 +831,7 @@ def _evaluate(args):
         scores, _ = scoring.score_once(model, data, info.num_classes, samples=0)
     matrix = scores.pop("confusion_matrix")
     names = class_names or info.class_names or [f"class {i}" for i in range(len(matrix))]
-    for name, row, index in zip(names, matrix, range(len(matrix))):
+    for index, (name, row) in enumerate(zip(names, matrix)):
         if sum(row):
             print(f"  {name}: {row[index]}/{sum(row)} right ({row[index] / sum(row):.3f})")
     print(f"{args.data} {words} ({info.num_examples} examples): {scores}")
@@ -859,7 +859,7 @@ def _evaluation_split(args):
             settings["val_fraction"], settings["seed"], settings.get("test_fraction", 0.2),
         )
         return plan.test, plan.test_indices, f"test: {_split_words(plan)} by the run"
-    if not splits.has_split(args.data, "test") and splits.is_unsplit(args.data):
+    if splits.is_unsplit(args.data):  # No split folders, so no test split either.
         return None, None, "all of it (no split folders)"
     if not splits.has_split(args.data, "test"):
         raise ValueError(
