@@ -1,3 +1,4 @@
+import gc
 import os
 import re
 
@@ -82,8 +83,15 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
-    """Each test starts from the same seed and an empty Keras name scope."""
-    keras.backend.clear_session()
+    """Each test starts from the same seed and an empty Keras name scope.
+
+    Without `clear_session`'s `gc.collect()`: a full collection walks every
+    object the process holds (TensorFlow, JAX or torch and their caches),
+    0.5-1.7 s per test late in a run, and made up 40 % of a suite run
+    (measured on JAX: 917 s of setup in a 2284 s run). Python's own collector
+    still frees cycles as they accumulate.
+    """
+    keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(1337)
     np.random.seed(1337)
     yield
@@ -93,5 +101,10 @@ def _fresh_keras_state():
 def backend():
     return keras.backend.backend()
 
+
+# What the imports above created lives as long as the process: keep it out of
+# every later collection (Python's `gc.freeze`).
+gc.collect()
+gc.freeze()
 
 print(f"keras-transfer tests: KERAS_BACKEND={os.environ.get('KERAS_BACKEND')}")
