@@ -274,6 +274,24 @@ def test_a_diverging_fit_exits_2_and_writes_nothing(tmp_path, capsys, monkeypatc
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_precision_flag_trains_mixed_and_the_saved_model_keeps_it(tmp_path, precision):
+    out = tmp_path / "run"
+    assert _fit(out, "--epochs", "1", "--precision", precision) == 0
+    # The flag's policy is the build's only: the process' global policy is back.
+    assert keras.config.dtype_policy().name == "float32"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["precision"] == precision
+    assert np.isfinite(metrics["history"]["loss"][0])
+    model = keras.saving.load_model(out / "model.keras")
+    convs = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.dtype_policy.name == f"mixed_{precision}" for layer in convs)
+    assert all(layer.compute_dtype == precision for layer in convs)
+    assert all(v.dtype == "float32" for v in model.trainable_variables)
+    logits = model.predict(np.zeros((2, 16, 16, 3), "float32"), verbose=0)
+    assert logits.shape == (2, 10) and np.isfinite(logits).all()
+
+
 @pytest.mark.bad_input
 def test_unwritable_output_folder_fails_before_training(tmp_path, capsys):
     blocker = tmp_path / "a_file"

@@ -234,3 +234,16 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="cannot create its parent folder"):
         export(model, blocker / "sub" / "m")
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+def test_default_atol_widens_only_for_reduced_precision_compute():
+    from keras_transfer.exporting import default_atol
+
+    def dense_model(policy):
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(2, dtype=policy)(inputs))
+
+    outputs = {"dense": np.array([[-3.0, 1.0]])}
+    assert default_atol(dense_model("float32"), outputs) == 1e-4
+    assert default_atol(dense_model("mixed_bfloat16"), outputs) == pytest.approx(1e-4 + 8 * 2**-8 * 3)
+    assert default_atol(dense_model("mixed_float16"), outputs) == pytest.approx(1e-4 + 8 * 2**-11 * 3)
