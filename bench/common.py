@@ -25,6 +25,9 @@ def write_json(path, payload):
     with os.fdopen(handle, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True, default=float)
         f.write("\n")
+    umask = os.umask(0)  # mkstemp creates 0600; give the file the usual mode.
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     os.replace(temporary, path)
     return path
 
