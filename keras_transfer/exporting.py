@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 import keras
+import ml_dtypes
 import numpy as np
 
 from keras_transfer import _keras_compat
@@ -44,8 +45,6 @@ class ExportResult:
     max_abs_diff: float
 
 
-# Unit roundoff of the reduced compute dtypes of mixed-precision policies.
-_ROUNDOFF = {"bfloat16": 2.0**-8, "float16": 2.0**-11}
 DEFAULT_ATOL = 1e-4
 
 
@@ -189,10 +188,15 @@ def default_atol(model, expected):
     `1e-4`, plus `8 * u * max|expected|` when a layer computes in a reduced
     precision dtype with unit roundoff `u` (the lowest precision among them).
     """
-    dtypes = {getattr(layer, "compute_dtype", None) for layer in _keras_compat.all_sublayers(model)}
-    roundoff = max((_ROUNDOFF[d] for d in dtypes if d in _ROUNDOFF), default=0.0)
-    if not roundoff:
+    dtypes = {layer.compute_dtype for layer in _keras_compat.all_sublayers(model)}
+    reduced = [
+        ml_dtypes.finfo(dtype)
+        for dtype in dtypes
+        if keras.backend.is_float_dtype(dtype) and ml_dtypes.finfo(dtype).bits < 32
+    ]
+    if not reduced:
         return DEFAULT_ATOL
+    roundoff = max(info.eps for info in reduced) / 2
     largest = max(float(np.max(np.abs(v), initial=0.0)) for v in expected.values())
     return DEFAULT_ATOL + 8 * roundoff * largest
 

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_transfer import _keras_compat
 from keras_transfer import cli
 
 
@@ -284,7 +285,10 @@ def test_precision_flag_trains_mixed_and_the_saved_model_keeps_it(tmp_path, prec
     assert metrics["precision"] == precision
     assert np.isfinite(metrics["history"]["loss"][0])
     model = keras.saving.load_model(out / "model.keras")
-    convs = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+    convs = [
+        layer for layer in _keras_compat.all_sublayers(model)
+        if isinstance(layer, keras.layers.Conv2D)
+    ]
     assert convs and all(layer.dtype_policy.name == f"mixed_{precision}" for layer in convs)
     assert all(layer.compute_dtype == precision for layer in convs)
     assert all(v.dtype == "float32" for v in model.trainable_variables)
